@@ -1,0 +1,113 @@
+"""Engines and schema: which database, and making sure its schema is current.
+
+`DATABASE_URL` selects the database. Unset, an SQLite file `scrapersky.db` in the working directory
+is used. The schema is created and upgraded by Alembic (`pipelines/migrations`), automatically on
+first use (`get_engine`) or by hand with `python -m pipelines.db upgrade`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DEFAULT_SQLITE_FILE = "scrapersky.db"
+_MIGRATION_LOCK_ID = 0x5C5A_0001
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def database_url(env: dict[str, str] | None = None) -> str:
+    """The SQLAlchemy URL to use: `DATABASE_URL`, else an SQLite file in the working directory."""
+    env = os.environ if env is None else env
+    url = (env.get("DATABASE_URL") or "").strip()
+    if not url:
+        return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
+    return normalise_url(url)
+
+
+def normalise_url(url: str) -> str:
+    """Plain `postgres://`/`postgresql://` URLs go through psycopg2 (SQLAlchemy 2.1 would pick psycopg 3)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the connection settings ScraperSky relies on (no schema work)."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (safe to call from several processes)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for `url` (default: `database_url()`), its schema made current once."""
+    url = normalise_url(url) if url else database_url()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = make_engine(url)
+            upgrade(engine)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_all() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["upgrade"]:
+        print("usage: python -m pipelines.db upgrade   (applies migrations to $DATABASE_URL)", file=sys.stderr)
+        return 2
+    url = database_url()
+    try:
+        upgrade(make_engine(url))
+    except Exception as exc:  # one line for the user, not a traceback
+        print(f"error: could not upgrade {url}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"schema is current in {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

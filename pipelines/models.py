@@ -1,0 +1,191 @@
+"""SQLAlchemy 2 typed models of everything ScraperSky keeps.
+
+The schema itself is created by the Alembic migration in `pipelines/migrations`; these classes are
+how code reads and writes it. JSON columns are JSONB on PostgreSQL; every timestamp is timezone-aware
+(stored as UTC, read back with tzinfo=UTC on SQLite too).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pipelines.status import BatchStatus, DiscoveredBy, JobStatus, SitemapType
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware timestamp on every backend: naive values are refused on the way in."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given; ScraperSky stores aware timestamps")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _enum(cls: type, name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class BatchJob(Base):
+    __tablename__ = "batch_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    status: Mapped[BatchStatus] = mapped_column(_enum(BatchStatus, "batch_status"), default=BatchStatus.PENDING)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    total_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    domain_id: Mapped[int | None] = mapped_column(ForeignKey("domains.id", ondelete="SET NULL"))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batch_jobs.id", ondelete="SET NULL"), index=True)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.PENDING, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    sitemaps_found: Mapped[int] = mapped_column(Integer, default=0)
+    sitemaps_failed: Mapped[int] = mapped_column(Integer, default=0)
+    urls_found: Mapped[int] = mapped_column(Integer, default=0)
+    new_urls: Mapped[int] = mapped_column(Integer, default=0)
+    removed_urls: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_downloaded: Mapped[int] = mapped_column(BigInteger, default=0)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Where the crawl that carries this job runs (filled by the API's dispatcher).
+    scrapyd_node: Mapped[str | None] = mapped_column(String(255))
+    scrapyd_jobid: Mapped[str | None] = mapped_column(String(64), index=True)
+    log_url: Mapped[str | None] = mapped_column(Text)
+
+
+class Domain(Base):
+    __tablename__ = "domains"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    home_url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(64))
+    favicon: Mapped[str | None] = mapped_column(Text)
+    is_wordpress: Mapped[bool | None] = mapped_column(Boolean)
+    wordpress_version: Mapped[str | None] = mapped_column(String(32))
+    generator: Mapped[str | None] = mapped_column(Text)
+    emails: Mapped[list[str] | None] = mapped_column(JSONType)
+    phones: Mapped[list[str] | None] = mapped_column(JSONType)
+    social_links: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    first_scan_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_scan_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    url_count: Mapped[int] = mapped_column(Integer, default=0)
+    sitemap_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Sitemap(Base):
+    __tablename__ = "sitemaps"
+    __table_args__ = (UniqueConstraint("domain_id", "url", name="uq_sitemaps_domain_url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    type: Mapped[SitemapType | None] = mapped_column(_enum(SitemapType, "sitemap_type"))
+    discovered_by: Mapped[DiscoveredBy] = mapped_column(_enum(DiscoveredBy, "discovered_by"))
+    parent_url: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    gzipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    url_count: Mapped[int] = mapped_column(Integer, default=0)
+    lastmod_share: Mapped[float | None] = mapped_column(Float)
+    priority_share: Mapped[float | None] = mapped_column(Float)
+    changefreq_share: Mapped[float | None] = mapped_column(Float)
+    generator: Mapped[str | None] = mapped_column(String(255))
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    first_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    last_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    fetched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Page(Base):
+    __tablename__ = "pages"
+    __table_args__ = (
+        UniqueConstraint("domain_id", "url", name="uq_pages_domain_url"),
+        Index("ix_pages_domain_last_seen", "domain_id", "last_seen_job_id"),
+        Index("ix_pages_last_seen_job", "last_seen_job_id", "id"),
+        Index("ix_pages_first_seen_job", "first_seen_job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    lastmod: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    changefreq: Mapped[str | None] = mapped_column(String(16))
+    priority: Mapped[float | None] = mapped_column(Float)
+    alternates: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    images: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    news: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    videos: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    sitemap_id: Mapped[int | None] = mapped_column(ForeignKey("sitemaps.id", ondelete="SET NULL"))
+    first_seen_job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    last_seen_job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
