@@ -93,6 +93,11 @@ class BatchJob(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (
+        # added by migration 0002 (API): batch job listings in domain order, dispatcher queue order
+        Index("ix_jobs_batch_domain", "batch_id", "domain"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     domain: Mapped[str] = mapped_column(String(255), index=True)
@@ -115,6 +120,9 @@ class Job(Base):
     scrapyd_node: Mapped[str | None] = mapped_column(String(255))
     scrapyd_jobid: Mapped[str | None] = mapped_column(String(64), index=True)
     log_url: Mapped[str | None] = mapped_column(Text)
+    # Added by migration 0002 (API dispatcher): when the job was handed to scrapyd, and how often.
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Domain(Base):
