@@ -1,0 +1,129 @@
+"""POST /api/v1/batch, GET /api/v1/batch/status/{batch_id}, POST /api/v1/batch/{batch_id}/cancel."""
+
+from __future__ import annotations
+
+import uuid
+
+import falcon
+
+from api.config import Config
+from api.domains import InvalidDomain, normalise_domain
+from api.http import (ApiError, check_fields, decode_cursor, encode_cursor, get_limit, invalid, json_response,
+                      not_found, optional_int, read_json_object)
+from api.store import Store, derive_batch_status
+from pipelines.models import utcnow
+from pipelines.status import JobStatus
+
+API = "/api/v1"
+
+
+class BatchResource:
+    def __init__(self, store: Store, config: Config, dispatcher=None) -> None:
+        self.store = store
+        self.config = config
+        self.dispatcher = dispatcher
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = read_json_object(req, self.config.max_body_bytes)
+        check_fields(data, {"domains", "max_pages"}, {"domains"})
+        max_pages = optional_int(data, "max_pages", 1, self.config.max_pages_limit)
+        items = data["domains"]
+        if not isinstance(items, list):
+            raise invalid("domains must be a list of domain names or http(s) URLs.")
+        if not items:
+            raise invalid("domains is empty.")
+        limit = self.config.max_batch_domains
+        if len(items) > limit:
+            raise ApiError(falcon.HTTP_413, "Batch too large", f"{len(items)} domains given; at most {limit} per batch.")
+        seen: set[str] = set()
+        accepted: list[str] = []
+        rejected = []
+        duplicates = 0
+        for item in items:
+            try:
+                domain = normalise_domain(item)
+            except InvalidDomain as exc:
+                shown = item[:300] if isinstance(item, str) else item if isinstance(item, (int, float, bool)) or item is None else str(type(item).__name__)
+                rejected.append({"input": shown, "error": exc.reason})
+                continue
+            if domain in seen:
+                duplicates += 1
+                continue
+            seen.add(domain)
+            accepted.append(domain)
+        if not accepted:
+            raise ApiError(falcon.HTTP_422, "No valid domains", "None of the domains given is valid.", rejected=rejected)
+        options = {"max_pages": max_pages} if max_pages is not None else {}
+        batch_id, count = self.store.create_batch(accepted, {**options, "rejected": len(rejected),
+                                                             "duplicates": duplicates})
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+        status_url = f"{API}/batch/status/{batch_id}"
+        resp.location = status_url
+        json_response(resp, {"batch_id": batch_id, "status": "pending", "status_url": status_url,
+                             "job_count": count, "duplicates": duplicates, "rejected": rejected}, falcon.HTTP_202)
+
+
+class BatchStatusResource:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, batch_id: uuid.UUID) -> None:
+        row = self.store.batch_row(batch_id)
+        if row is None:
+            raise not_found(f"No batch with id {batch_id}.")
+        limit = get_limit(req, 100, 1000)
+        after = decode_cursor(req.get_param("cursor"), str)
+        status_filter = req.get_param("status")
+        if status_filter is not None and status_filter not in {s.value for s in JobStatus}:
+            raise ApiError(falcon.HTTP_400, "Invalid parameter",
+                           f"status must be one of {', '.join(s.value for s in JobStatus)}.")
+        info = self.store.batch_counts(batch_id)
+        status, finished_at = derive_batch_status(row, info)
+        counts = info["counts"]
+        total = sum(counts.values())
+        done = counts["complete"] + counts["failed"] + counts["cancelled"]
+        progress = round(done / total, 4) if total else 1.0
+        eta = None
+        if status in ("pending", "running") and total:
+            start = info["started_at"] or row["created_at"]
+            elapsed = (utcnow() - start).total_seconds()
+            if done and elapsed > 0:
+                eta = round((total - done) * elapsed / done, 1)
+        page = self.store.batch_jobs(batch_id, after, limit + 1, status_filter)
+        next_cursor = encode_cursor(page[limit - 1]["domain"]) if len(page) > limit else None
+        jobs = [{
+            "job_id": j["id"], "domain": j["domain"],
+            "status": j["status"].value if hasattr(j["status"], "value") else j["status"],
+            "error": j["error"], "urls_found": j["urls_found"], "started_at": j["started_at"],
+            "finished_at": j["finished_at"], "scrapyd_jobid": j["scrapyd_jobid"],
+            "status_url": f"{API}/status/{j['id']}",
+        } for j in page[:limit]]
+        json_response(resp, {
+            "batch_id": batch_id, "status": status, "total_jobs": total,
+            "pending_jobs": counts["pending"], "running_jobs": counts["running"],
+            "completed_jobs": counts["complete"], "failed_jobs": counts["failed"],
+            "cancelled_jobs": counts["cancelled"], "progress": progress, "urls_found": info["urls_found"],
+            "created_at": row["created_at"], "started_at": row["started_at"] or info["started_at"],
+            "finished_at": finished_at, "eta_seconds": eta, "options": row["options"] or {},
+            "jobs": jobs, "next_cursor": next_cursor,
+        })
+
+
+class BatchCancelResource:
+    def __init__(self, store: Store, dispatcher=None) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, batch_id: uuid.UUID) -> None:
+        outcome, n = self.store.cancel_batch(batch_id)
+        if outcome == "missing":
+            raise not_found(f"No batch with id {batch_id}.")
+        if outcome == "final":
+            raise ApiError(falcon.HTTP_409, "Batch already finished", f"Batch {batch_id} has no pending or running jobs left.")
+        crawls = 0
+        if self.dispatcher is not None:
+            for node, crawl in self.store.crawls_of_batch(batch_id):
+                crawls += bool(self.dispatcher.cancel_crawl_if_idle(node, crawl))
+        json_response(resp, {"batch_id": batch_id, "status": "cancelled", "jobs_cancelled": n,
+                             "scrapyd_jobs_cancelled": crawls})

@@ -1,0 +1,49 @@
+"""GET /health (database and scrapyd) and GET /health/database."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.http import json_response
+from api.scrapyd_client import ScrapydClient, ScrapydError
+from api.store import Store
+
+
+class HealthResource:
+    def __init__(self, store: Store, clients: list[ScrapydClient], project: str) -> None:
+        self.store = store
+        self.clients = clients
+        self.project = project
+
+    def _db(self) -> dict:
+        try:
+            self.store.ping()
+            return {"ok": True}
+        except Exception as exc:  # any failure means "down"
+            return {"ok": False, "error": str(exc).splitlines()[0][:200]}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        db = self._db()
+        nodes = []
+        for client in self.clients:
+            try:
+                st = client.daemonstatus()
+                nodes.append({"url": client.public_url, "ok": True, "pending": st.get("pending"),
+                              "running": st.get("running"), "finished": st.get("finished")})
+            except ScrapydError as exc:
+                nodes.append({"url": client.public_url, "ok": False, "error": str(exc)})
+        scrapyd_ok = any(n["ok"] for n in nodes)
+        ok = db["ok"] and scrapyd_ok
+        json_response(resp, {"status": "ok" if ok else "unavailable", "database": db,
+                             "scrapyd": {"ok": scrapyd_ok, "nodes": nodes}},
+                      falcon.HTTP_200 if ok else falcon.HTTP_503)
+
+
+class DatabaseHealthResource:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        db = HealthResource._db(self)  # type: ignore[arg-type]
+        json_response(resp, {"status": "ok" if db["ok"] else "unavailable", "database": db},
+                      falcon.HTTP_200 if db["ok"] else falcon.HTTP_503)

@@ -1,0 +1,109 @@
+"""POST /api/v1/scrapersky, GET /api/v1/status/{job_id}, POST /api/v1/jobs/{job_id}/cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import falcon
+
+from api.config import Config
+from api.domains import InvalidDomain, normalise_domain
+from api.http import ApiError, check_fields, invalid, json_response, not_found, optional_int, read_json_object
+from api.store import HOME_FIELDS, Store
+
+API = "/api/v1"
+
+
+def job_view(row: dict[str, Any]) -> dict[str, Any]:
+    status = row["status"].value if hasattr(row["status"], "value") else row["status"]
+    progress = {"pending": 0.0, "running": 0.5}.get(status, 1.0)
+    metadata = None
+    if row.get("d_id") is not None:
+        metadata = {f: row.get(f"d_{f}") for f in HOME_FIELDS}
+    return {
+        "job_id": row["id"],
+        "domain": row["domain"],
+        "batch_id": row["batch_id"],
+        "status": status,
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "error": row["error"],
+        "progress": progress,
+        "options": row["options"] or {},
+        "result": {
+            "sitemaps_found": row["sitemaps_found"],
+            "sitemaps_failed": row["sitemaps_failed"],
+            "urls_found": row["urls_found"],
+            "new_urls": row["new_urls"],
+            "removed_urls": row["removed_urls"],
+            "bytes_downloaded": row["bytes_downloaded"],
+            "duration_seconds": row["duration_seconds"],
+        },
+        "metadata": metadata,
+        "scrapyd": {"node": row["scrapyd_node"], "jobid": row["scrapyd_jobid"], "log_url": row["log_url"]},
+        "links": {
+            "status": f"{API}/status/{row['id']}",
+            "urls": f"{API}/jobs/{row['id']}/urls",
+            "sitemaps": f"{API}/jobs/{row['id']}/sitemaps",
+            "domain": f"{API}/domains/{row['domain']}",
+            **({"batch": f"{API}/batch/status/{row['batch_id']}"} if row["batch_id"] else {}),
+        },
+    }
+
+
+class ScanResource:
+    def __init__(self, store: Store, config: Config, dispatcher=None) -> None:
+        self.store = store
+        self.config = config
+        self.dispatcher = dispatcher
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = read_json_object(req, self.config.max_body_bytes)
+        check_fields(data, {"base_url", "max_pages"}, {"base_url"})
+        max_pages = optional_int(data, "max_pages", 1, self.config.max_pages_limit)
+        if not isinstance(data["base_url"], str):
+            raise invalid("base_url must be a string: a domain or an http(s) URL.")
+        try:
+            domain = normalise_domain(data["base_url"])
+        except InvalidDomain as exc:
+            raise ApiError(falcon.HTTP_400, "Invalid domain", f"{data['base_url'][:200]!r}: {exc.reason}") from None
+        options = {"max_pages": max_pages} if max_pages is not None else {}
+        job_id = self.store.create_job(domain, options)  # durable before the 202
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+        status_url = f"{API}/status/{job_id}"
+        resp.location = status_url
+        json_response(resp, {"job_id": job_id, "domain": domain, "status": "pending", "status_url": status_url},
+                      falcon.HTTP_202)
+
+
+class StatusResource:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: uuid.UUID) -> None:
+        row = self.store.get_job(job_id)
+        if row is None:
+            raise not_found(f"No job with id {job_id}.")
+        json_response(resp, job_view(row))
+
+
+class JobCancelResource:
+    def __init__(self, store: Store, dispatcher=None) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: uuid.UUID) -> None:
+        outcome, row = self.store.cancel_job(job_id)
+        if outcome == "missing":
+            raise not_found(f"No job with id {job_id}.")
+        status = row["status"].value if hasattr(row["status"], "value") else row["status"]
+        if outcome == "final":
+            raise ApiError(falcon.HTTP_409, "Job already finished",
+                           f"Job {job_id} is {status}; only pending or running jobs can be cancelled.", status=status)
+        crawl_cancelled = False
+        if self.dispatcher is not None:
+            crawl_cancelled = self.dispatcher.cancel_crawl_if_idle(row["scrapyd_node"], row["scrapyd_jobid"])
+        json_response(resp, {"job_id": job_id, "status": status, "scrapyd_job_cancelled": crawl_cancelled})
