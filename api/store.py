@@ -58,7 +58,7 @@ class Store:
     def create_batch(self, domain_list: list[str], options: dict[str, Any]) -> tuple[uuid.UUID, int]:
         batch_id = uuid.uuid4()
         now = utcnow()
-        job_opts = {k: v for k, v in options.items() if k != "rejected"} or None
+        job_opts = {k: v for k, v in options.items() if k == "max_pages"} or None
         rows = [dict(id=uuid.uuid4(), domain=d, batch_id=batch_id, status=JobStatus.PENDING, created_at=now,
                      options=job_opts) for d in domain_list]
         with self.engine.begin() as conn:
