@@ -1,0 +1,376 @@
+"""The API on a real PostgreSQL database through falcon.testing (scrapyd not running: a closed port)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import select, update
+
+from api.domains import InvalidDomain, normalise_domain
+from api.store import domains, jobs, pages
+from pipelines.models import utcnow
+from tests.api_fixtures import *  # noqa: F401,F403
+from tests.api_fixtures import free_port, make_client, make_config
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def api(api_pg_url):
+    app, client = make_client(make_config(api_pg_url, f"http://127.0.0.1:{free_port()}", max_body_bytes=256 * 1024))
+    return app, client
+
+
+def assert_error(resp, status: int):
+    assert resp.status_code == status, resp.text
+    body = resp.json
+    assert isinstance(body.get("title"), str) and body["title"]
+    assert isinstance(body.get("description"), str) and body["description"]
+    return body
+
+
+# ----------------------------------------------------------------------------- domain normalisation
+@pytest.mark.parametrize("given,expected", [
+    ("example.com", "example.com"),
+    (" HTTPS://WWW.Example.COM./about?x=1#top ", "example.com"),
+    ("http://user:pw@shop.example.co.uk:443/p", "shop.example.co.uk"),
+    ("www.a.test", "a.test"),
+    ("www.test", "www.test"),
+    ("Example.com:80", "example.com"),
+    ("bücher.de", "xn--bcher-kva.de"),
+    ("http://MÜNCHEN.de/", "xn--mnchen-3ya.de"),
+    ("//cdn.example.org/x", "cdn.example.org"),
+])
+def test_normalise_domain(given, expected):
+    assert normalise_domain(given) == expected
+
+
+@pytest.mark.parametrize("given,reason", [
+    ("", "empty"), ("   ", "empty"), ("localhost", "two labels"), ("1.2.3.4", "IP"), ("[::1]", "IP"),
+    ("a..b", "empty label"), ("-a.com", "characters"), ("ftp://x.com", "scheme"), ("ex ample.com", "spaces"),
+    ("a.test:8080", "port"), ("xn--zz.com", "punycode"), ("a" * 64 + ".com", "63"), ("a_b.com", "characters"),
+    (("a" * 60 + ".") * 5 + "com", "253"), (42, "string"),
+])
+def test_normalise_domain_rejects_with_reason(given, reason):
+    with pytest.raises(InvalidDomain) as err:
+        normalise_domain(given)
+    assert reason in err.value.reason
+
+
+# ----------------------------------------------------------------------------- scan + status
+def test_scan_is_stored_before_202_and_status_reads_it(api):
+    app, c = api
+    r = c.simulate_post(f"{API}/scrapersky", json={"base_url": "https://WWW.Example.com/path", "max_pages": 10})
+    assert r.status_code == 202
+    job_id = uuid.UUID(r.json["job_id"])
+    assert r.json["status_url"] == f"{API}/status/{job_id}" == r.headers["location"]
+    with app.scrapersky_store.engine.connect() as conn:
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().one()
+    assert row["domain"] == "example.com" and row["status"].value == "pending" and row["options"] == {"max_pages": 10}
+    s = c.simulate_get(r.json["status_url"]).json
+    assert s["job_id"] == str(job_id) and s["status"] == "pending" and s["progress"] == 0.0
+    assert set(s) >= {"domain", "created_at", "started_at", "finished_at", "error", "result", "metadata", "scrapyd"}
+    assert set(s["result"]) >= {"sitemaps_found", "sitemaps_failed", "urls_found", "new_urls", "removed_urls"}
+    assert s["scrapyd"] == {"node": None, "jobid": None, "log_url": None}
+
+
+@pytest.mark.parametrize("body,ctype,status", [
+    (b"{", "application/json", 400),
+    (b"", "application/json", 400),
+    (b"\xff\xfe\x00", "application/json", 400),
+    (b"[1, 2]", "application/json", 422),
+    (b'"example.com"', "application/json", 422),
+    (b'{"base_url": 5}', "application/json", 422),
+    (b'{"base_url": ["a.com"]}', "application/json", 422),
+    (b'{"base_url": "a.com", "max_pages": "5"}', "application/json", 422),
+    (b'{"base_url": "a.com", "max_pages": true}', "application/json", 422),
+    (b'{"base_url": "a.com", "max_pages": 0}', "application/json", 422),
+    (b'{"base_url": "a.com", "max_pages": 1.5}', "application/json", 422),
+    (b'{"base_url": "a.com", "tenant": "x"}', "application/json", 422),
+    (b"{}", "application/json", 422),
+    (b'{"base_url": "not a domain"}', "application/json", 400),
+    (b'{"base_url": "a.com"}', "text/plain", 415),
+    (b"[" * 100000, "application/json", 400),
+    (b'{"base_url": "a.com", "max_pages": 1' + b"0" * 5000 + b"}", "application/json", 400),
+])
+def test_scan_rejects_bad_input_with_json_4xx(api, body, ctype, status):
+    _, c = api
+    r = c.simulate_post(f"{API}/scrapersky", body=body, headers={"Content-Type": ctype})
+    assert_error(r, status)
+
+
+def test_oversized_body_is_413(api):
+    _, c = api
+    body = json.dumps({"domains": ["x" * 100 + ".com"] * 5000})
+    assert_error(c.simulate_post(f"{API}/batch", body=body, headers={"Content-Type": "application/json"}), 413)
+
+
+def test_unknown_routes_ids_and_methods_are_json_errors(api):
+    _, c = api
+    assert_error(c.simulate_get("/nope"), 404)
+    assert_error(c.simulate_get(f"{API}/status/not-a-uuid"), 404)
+    assert_error(c.simulate_get(f"{API}/status/{uuid.uuid4()}"), 404)
+    assert_error(c.simulate_get(f"{API}/batch/status/{uuid.uuid4()}"), 404)
+    assert_error(c.simulate_get(f"{API}/jobs/{uuid.uuid4()}/urls"), 404)
+    assert_error(c.simulate_get(f"{API}/jobs/{uuid.uuid4()}/sitemaps"), 404)
+    assert_error(c.simulate_post(f"{API}/jobs/{uuid.uuid4()}/cancel"), 404)
+    assert_error(c.simulate_post(f"{API}/batch/{uuid.uuid4()}/cancel"), 404)
+    assert_error(c.simulate_get(f"{API}/domains/never.test"), 404)
+    assert_error(c.simulate_get(f"{API}/domains/not_a_domain"), 400)
+    assert_error(c.simulate_delete(f"{API}/scrapersky"), 405)
+    assert_error(c.simulate_get(f"{API}/scrapersky"), 405)
+
+
+# ----------------------------------------------------------------------------- batch
+def test_batch_collapses_duplicates_and_lists_rejected(api):
+    _, c = api
+    r = c.simulate_post(f"{API}/batch", json={"domains": ["a.test", "http://A.test/x", "www.a.test", "b.test",
+                                                         "bad", 7, None, "c.test."]})
+    assert r.status_code == 202, r.text
+    assert r.json["job_count"] == 3 and r.json["duplicates"] == 2
+    assert [x["input"] for x in r.json["rejected"]] == ["bad", 7, None]
+    assert all(x["error"] for x in r.json["rejected"])
+    s = c.simulate_get(r.json["status_url"]).json
+    assert sorted(j["domain"] for j in s["jobs"]) == ["a.test", "b.test", "c.test"]
+    assert (s["status"], s["total_jobs"], s["pending_jobs"], s["progress"], s["eta_seconds"]) == ("pending", 3, 3, 0.0, None)
+
+
+def test_batch_input_errors(api):
+    _, c = api
+    assert_error(c.simulate_post(f"{API}/batch", json={"domains": "a.test"}), 422)
+    assert_error(c.simulate_post(f"{API}/batch", json={"domains": []}), 422)
+    assert_error(c.simulate_post(f"{API}/batch", json={"domains": ["a.test"], "extra": 1}), 422)
+    body = assert_error(c.simulate_post(f"{API}/batch", json={"domains": ["bad", "1.2.3.4"]}), 422)
+    assert len(body["rejected"]) == 2
+    assert_error(c.simulate_post(f"{API}/batch", json={"domains": [f"d{i}.test" for i in range(10_001)]},
+                                 headers={}), 413)
+
+
+def test_batch_of_10000_domains(api_pg_url):
+    _, c = make_client(make_config(api_pg_url, f"http://127.0.0.1:{free_port()}"))
+    r = c.simulate_post(f"{API}/batch", json={"domains": [f"d{i}.test" for i in range(10_000)]})
+    assert r.status_code == 202 and r.json["job_count"] == 10_000
+    seen, cursor = [], None
+    while True:
+        s = c.simulate_get(r.json["status_url"], params={"limit": 1000, **({"cursor": cursor} if cursor else {})}).json
+        seen += [j["domain"] for j in s["jobs"]]
+        cursor = s["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 10_000 == len(set(seen)) and seen == sorted(seen)
+    assert s["total_jobs"] == 10_000
+
+
+def _finish(engine, job_ids, status="complete", urls=0, error=None):
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id.in_(job_ids)).values(
+            status=status, started_at=now, finished_at=now, urls_found=urls, error=error))
+
+
+def test_batch_progress_moves_as_domains_finish_and_paging(api):
+    app, c = api
+    engine = app.scrapersky_store.engine
+    r = c.simulate_post(f"{API}/batch", json={"domains": [f"d{i:02}.test" for i in range(10)]})
+    url = r.json["status_url"]
+    ids = [uuid.UUID(j["job_id"]) for j in c.simulate_get(url, params={"limit": 100}).json["jobs"]]
+    progress = []
+    for k, (jid, st) in enumerate(zip(ids, ["complete"] * 6 + ["failed"] * 2 + ["complete"] * 2)):
+        _finish(engine, [jid], st, urls=10, error="boom" if st == "failed" else None)
+        s = c.simulate_get(url).json
+        progress.append(s["progress"])
+        if k < 9:
+            assert s["status"] == "running" and s["finished_at"] is None and s["eta_seconds"] is not None
+    assert progress == sorted(progress) and progress[0] == 0.1 and progress[-1] == 1.0
+    assert (s["status"], s["completed_jobs"], s["failed_jobs"], s["urls_found"]) == ("complete", 8, 2, 100)
+    assert s["finished_at"] is not None and s["eta_seconds"] is None
+    # paging with limit/cursor and a status filter
+    first = c.simulate_get(url, params={"limit": 4}).json
+    second = c.simulate_get(url, params={"limit": 4, "cursor": first["next_cursor"]}).json
+    third = c.simulate_get(url, params={"limit": 4, "cursor": second["next_cursor"]}).json
+    doms = [j["domain"] for p in (first, second, third) for j in p["jobs"]]
+    assert doms == [f"d{i:02}.test" for i in range(10)] and third["next_cursor"] is None
+    failed = c.simulate_get(url, params={"status": "failed"}).json["jobs"]
+    assert [j["error"] for j in failed] == ["boom", "boom"]
+    assert_error(c.simulate_get(url, params={"cursor": "!!"}), 400)
+    assert_error(c.simulate_get(url, params={"limit": 0}), 400)
+    assert_error(c.simulate_get(url, params={"status": "done"}), 400)
+    # the dispatcher persists the derived status
+    app.scrapersky_dispatcher.store.refresh_batch(uuid.UUID(r.json["batch_id"]))
+    assert app.scrapersky_store.batch_row(uuid.UUID(r.json["batch_id"]))["status"].value == "complete"
+
+
+def test_cancel_job_and_batch(api):
+    app, c = api
+    job = c.simulate_post(f"{API}/scrapersky", json={"base_url": "a.test"}).json
+    r = c.simulate_post(f"{API}/jobs/{job['job_id']}/cancel")
+    assert r.status_code == 200 and r.json["status"] == "cancelled"
+    assert c.simulate_get(job["status_url"]).json["status"] == "cancelled"
+    assert assert_error(c.simulate_post(f"{API}/jobs/{job['job_id']}/cancel"), 409)["status"] == "cancelled"
+
+    b = c.simulate_post(f"{API}/batch", json={"domains": ["x.test", "y.test", "z.test"]}).json
+    ids = [uuid.UUID(j["job_id"]) for j in c.simulate_get(b["status_url"]).json["jobs"]]
+    _finish(app.scrapersky_store.engine, ids[:1])
+    r = c.simulate_post(f"{API}/batch/{b['batch_id']}/cancel")
+    assert r.status_code == 200 and r.json["jobs_cancelled"] == 2
+    s = c.simulate_get(b["status_url"]).json
+    assert (s["status"], s["completed_jobs"], s["cancelled_jobs"], s["progress"]) == ("cancelled", 1, 2, 1.0)
+    assert_error(c.simulate_post(f"{API}/batch/{b['batch_id']}/cancel"), 409)
+
+
+# ----------------------------------------------------------------------------- results
+def _seed_pages(engine, domain: str, job_ids: list[uuid.UUID], n: int):
+    """Simulate two scans of `domain`: the first saw urls 0..n-1, the second 2..n+1."""
+    now = utcnow()
+    with engine.begin() as conn:
+        dom_id = conn.execute(domains.insert().values(name=domain, title="T", url_count=n, sitemap_count=0,
+                                                      last_job_id=job_ids[-1], last_scan_at=now)).inserted_primary_key[0]
+        first, second = job_ids
+        rows = []
+        for i in range(n + 2):
+            rows.append(dict(domain_id=dom_id, url=f"http://{domain}/p/{i}", priority=0.5,
+                             images=[{"loc": "http://x/i.png"}] if i == 3 else None,
+                             first_seen_job_id=first if i < n else second,
+                             last_seen_job_id=second if i >= 2 else first, first_seen_at=now, last_seen_at=now))
+        conn.execute(pages.insert(), rows)
+
+
+def test_urls_paged_json_jsonl_csv_and_changes(api):
+    app, c = api
+    engine = app.scrapersky_store.engine
+    j1 = uuid.UUID(c.simulate_post(f"{API}/scrapersky", json={"base_url": "p.test"}).json["job_id"])
+    j2 = uuid.UUID(c.simulate_post(f"{API}/scrapersky", json={"base_url": "p.test"}).json["job_id"])
+    _finish(engine, [j1])
+    _finish(engine, [j2])
+    _seed_pages(engine, "p.test", [j1, j2], 250)
+    expected = {f"http://p.test/p/{i}" for i in range(2, 252)}
+
+    got, cursor = [], None
+    while True:
+        r = c.simulate_get(f"{API}/jobs/{j2}/urls", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200
+        got += [u["url"] for u in r.json["urls"]]
+        cursor = r.json["next_cursor"]
+        if not cursor:
+            break
+    assert len(got) == 250 and set(got) == expected
+
+    r = c.simulate_get(f"{API}/jobs/{j2}/urls", params={"format": "jsonl"})
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    assert {x["url"] for x in lines} == expected
+    assert next(x for x in lines if x["url"].endswith("/p/3"))["images"] == [{"loc": "http://x/i.png"}]
+
+    r = c.simulate_get(f"{API}/jobs/{j2}/urls", params={"format": "csv"})
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert {x["url"] for x in rows} == expected and rows[0]["priority"] == "0.5"
+
+    new = c.simulate_get(f"{API}/jobs/{j2}/urls", params={"change": "new"}).json["urls"]
+    removed = c.simulate_get(f"{API}/jobs/{j2}/urls", params={"change": "removed"}).json["urls"]
+    assert {u["url"] for u in new} == {"http://p.test/p/250", "http://p.test/p/251"}
+    assert {u["url"] for u in removed} == {"http://p.test/p/0", "http://p.test/p/1"}
+    # the older job's list is superseded by the newer scan
+    assert {u["url"] for u in c.simulate_get(f"{API}/jobs/{j1}/urls").json["urls"]} == {
+        "http://p.test/p/0", "http://p.test/p/1"}
+    assert_error(c.simulate_get(f"{API}/jobs/{j2}/urls", params={"format": "xml"}), 400)
+    assert_error(c.simulate_get(f"{API}/jobs/{j2}/urls", params={"change": "gone"}), 400)
+    assert_error(c.simulate_get(f"{API}/jobs/{j2}/urls", params={"cursor": "bm90IGFuIGludA"}), 400)
+
+    d = c.simulate_get(f"{API}/domains/WWW.P.test").json
+    assert d["domain"] == "p.test" and d["metadata"]["title"] == "T"
+    assert d["latest_scan"]["job_id"] == str(j2) and d["latest_scan"]["previous_job_id"] == str(j1)
+    assert d["latest_scan"]["links"]["removed_urls"].endswith("change=removed")
+    assert c.simulate_get(f"{API}/jobs/{j2}/sitemaps").json["sitemaps"] == []
+
+
+# ----------------------------------------------------------------------------- health, openapi
+def test_health_reports_scrapyd_down_as_503(api):
+    _, c = api
+    r = c.simulate_get("/health")
+    assert r.status_code == 503 and r.json["database"]["ok"] is True and r.json["scrapyd"]["ok"] is False
+    assert c.simulate_get("/health/database").status_code == 200
+
+
+def test_health_reports_database_down_as_503():
+    _, c = make_client(make_config("postgresql://postgres@127.0.0.1:5432/postgres", f"http://127.0.0.1:{free_port()}"))
+    store = c.app.scrapersky_store
+    from pipelines.db import make_engine
+
+    store.engine = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/none")
+    r = c.simulate_get("/health")
+    assert r.status_code == 503 and r.json["database"]["ok"] is False
+    assert_error(c.simulate_get(f"{API}/status/{uuid.uuid4()}"), 503)
+
+
+def test_openapi_documents_every_route(api):
+    app, c = api
+    doc = c.simulate_get(f"{API}/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    documented = {p.replace("{job_id}", "{job_id:uuid}").replace("{batch_id}", "{batch_id:uuid}") for p in doc["paths"]}
+    routes = set()
+
+    def walk(nodes):
+        for n in nodes:
+            if n.resource is not None:
+                routes.add(n.uri_template)
+            walk(n.children)
+
+    walk(app._router._roots)
+    assert routes == documented
+    refs = json.dumps(doc).count("#/components/schemas/")
+    assert refs and all(name in doc["components"]["schemas"] for name in ("Error", "JobStatus", "BatchStatus"))
+
+
+# ----------------------------------------------------------------------------- dispatcher, without scrapyd
+def test_jobs_wait_while_scrapyd_is_down(api):
+    app, c = api
+    job = c.simulate_post(f"{API}/scrapersky", json={"base_url": "a.test"}).json
+    out = app.scrapersky_dispatcher.tick()
+    assert out["dispatched_jobs"] == 0
+    s = c.simulate_get(job["status_url"]).json
+    assert s["status"] == "pending" and s["scrapyd"]["jobid"] is None
+
+
+def test_claims_never_overlap_across_concurrent_dispatchers(api_pg_url):
+    """SELECT ... FOR UPDATE SKIP LOCKED: eight dispatchers claiming at once never share a job."""
+    from api.dispatcher import Dispatcher, make_clients
+
+    apps = [make_client(make_config(api_pg_url, "http://127.0.0.1:9", crawl_max_domains=7, crawl_min_domains=7))
+            for _ in range(2)]
+    _, c = apps[0]
+    c.simulate_post(f"{API}/batch", json={"domains": [f"d{i}.test" for i in range(300)]})
+    c.simulate_post(f"{API}/scrapersky", json={"base_url": "solo.test"})
+    claims, errors = [], []
+    lock = threading.Lock()
+
+    def worker(app):
+        d = Dispatcher(app.scrapersky_store, make_clients(app.scrapersky_config), app.scrapersky_config)
+        try:
+            while True:
+                cl = d.claim("http://127.0.0.1:9")
+                if cl is None:
+                    return
+                with lock:
+                    claims.append(cl)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(apps[i % 2][0],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    claimed = [j for cl in claims for j in cl.job_ids]
+    assert len(claimed) == len(set(claimed)) == 301
+    assert all(len(cl.job_ids) <= 7 for cl in claims)
+    assert all(len({cl.batch_id}) == 1 for cl in claims)
+    with apps[0][0].scrapersky_store.engine.connect() as conn:
+        per_crawl = conn.execute(select(jobs.c.scrapyd_jobid).where(jobs.c.scrapyd_jobid.is_(None))).all()
+    assert per_crawl == []
