@@ -572,6 +572,7 @@ def summarise(runs: list[dict]) -> dict:
         "rss_best_mb": min(rss),
         "rss_median_mb": statistics.median(rss),
         "rss_max_mb": max(rss),
+        "cpu_median_s": statistics.median(r["cpu_s"] for r in src),
     }
 
 
@@ -629,13 +630,14 @@ def print_report(res: dict) -> None:
     print()
     print(f"== {n:,} URLs ({len(res['fixture']['files'])} sitemaps), {k} run(s) each, "
           f"{platform.python_version()} on {os.cpu_count()} CPUs ==")
-    head = f"{'run':<22} {'wall best s':>11} {'wall median s':>13} {'peak RSS MB':>11} {'RSS median MB':>13} {'URLs':>11}"
+    head = (f"{'run':<22} {'wall best s':>11} {'wall median s':>13} {'CPU s':>7} {'peak RSS MB':>11} "
+            f"{'RSS median MB':>13} {'URLs':>11}")
     print(head)
     print("-" * len(head))
     for key, s in summ.items():
         urls = "?" if s["urls"] is None else f"{s['urls']:,}"
         flag = "" if s["ok"] else "  FAIL"
-        print(f"{RUNNERS[key][0]:<22} {s['wall_best_s']:>11.2f} {s['wall_median_s']:>13.2f} "
+        print(f"{RUNNERS[key][0]:<22} {s['wall_best_s']:>11.2f} {s['wall_median_s']:>13.2f} {s['cpu_median_s']:>7.2f} "
               f"{s['rss_max_mb']:>11.1f} {s['rss_median_mb']:>13.1f} {urls:>11}{flag}")
     print()
     if "usp" in summ and "scrapersky" in summ and summ["usp"]["ok"] and summ["scrapersky"]["ok"]:
@@ -744,7 +746,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_rss:
         prev = json.loads(Path(args.compare_rss).read_text())
         prev = prev["results"][-1] if "results" in prev else prev
-        compare_rss(prev, results[-1], f"{prev['urls']:,} ({args.compare_rss})", f"{results[-1]['urls']:,}")
+        cur = results[-1]
+        pair = [(prev, f"{prev['urls']:,} ({args.compare_rss})"), (cur, f"{cur['urls']:,} (this run)")]
+        pair.sort(key=lambda item: item[0]["urls"])
+        compare_rss(pair[0][0], pair[1][0], pair[0][1], pair[1][1])
     if args.json:
         out = {
             "bench": "bench_200k", "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
