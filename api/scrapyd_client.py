@@ -73,9 +73,11 @@ class ScrapydClient:
             data.append((key, str(value)))
         return self._call("POST", "schedule.json", data=data)["jobid"]
 
-    def cancel(self, project: str, jobid: str) -> str | None:
-        """Cancel a pending or running scrapyd job; returns its previous state."""
-        return self._call("POST", "cancel.json", data={"project": project, "job": jobid}).get("prevstate")
+    def cancel(self, project: str, jobid: str, signal: str = "TERM") -> str | None:
+        """Cancel a pending or running scrapyd job; returns its previous state. A running crawl gets
+        SIGTERM: Scrapy shuts down gracefully on the first, at once on the second (the reconciler
+        sends it again while the crawl still runs with all its jobs cancelled)."""
+        return self._call("POST", "cancel.json", data={"project": project, "job": jobid, "signal": signal}).get("prevstate")
 
     def log_url(self, project: str, spider: str, jobid: str) -> str:
         return f"{self.public_url}/logs/{project}/{spider}/{jobid}.log"

@@ -98,36 +98,39 @@ class Store:
             row = conn.execute(q).mappings().first()
         return dict(row) if row else None
 
-    def page_query(self, job: dict[str, Any], change: str, after_id: int | None, limit: int | None):
+    def domain_id(self, conn, name: str) -> int | None:
+        return conn.execute(select(domains.c.id).where(domains.c.name == name)).scalar()
+
+    def page_query(self, conn, job: dict[str, Any], change: str, after_url: str | None, limit: int | None):
+        """Pages of the job's domain (the (domain_id, url) index), in URL order (keyset cursor = last URL)."""
+        dom_id = job.get("domain_id") or self.domain_id(conn, job["domain"])
         cols = [pages.c.id, pages.c.url, pages.c.lastmod, pages.c.changefreq, pages.c.priority, pages.c.alternates,
                 pages.c.images, pages.c.news, pages.c.videos, pages.c.first_seen_at, pages.c.last_seen_at,
                 sitemaps.c.url.label("sitemap_url")]
-        q = select(*cols).select_from(pages.outerjoin(sitemaps, sitemaps.c.id == pages.c.sitemap_id))
+        q = (select(*cols).select_from(pages.outerjoin(sitemaps, sitemaps.c.id == pages.c.sitemap_id))
+             .where(pages.c.domain_id == (dom_id if dom_id is not None else -1)))
         if change == "new":
             q = q.where(pages.c.first_seen_job_id == job["id"])
         elif change == "removed":
             prev = self.previous_job(job)
-            if prev is None:
-                q = q.where(text("1 = 0"))
-            else:
-                q = q.where(pages.c.last_seen_job_id == prev["id"])
+            q = q.where(pages.c.last_seen_job_id == (prev["id"] if prev else uuid.UUID(int=0)))
         else:
             q = q.where(pages.c.last_seen_job_id == job["id"])
-        if after_id is not None:
-            q = q.where(pages.c.id > after_id)
-        q = q.order_by(pages.c.id)
+        if after_url is not None:
+            q = q.where(pages.c.url > after_url)
+        q = q.order_by(pages.c.url)
         if limit is not None:
             q = q.limit(limit)
         return q
 
-    def list_pages(self, job: dict[str, Any], change: str, after_id: int | None, limit: int) -> list[dict[str, Any]]:
+    def list_pages(self, job: dict[str, Any], change: str, after_url: str | None, limit: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(self.page_query(job, change, after_id, limit)).mappings()]
+            return [dict(r) for r in conn.execute(self.page_query(conn, job, change, after_url, limit)).mappings()]
 
     def stream_pages(self, job: dict[str, Any], change: str, chunk: int = 2000) -> Iterator[list[dict[str, Any]]]:
-        """Every page in id order, in chunks, on one server-side cursor (PostgreSQL) or keyset pages."""
-        q = self.page_query(job, change, None, None)
+        """Every page in URL order, in chunks, on one server-side cursor (PostgreSQL)."""
         with self.engine.connect() as conn:
+            q = self.page_query(conn, job, change, None, None)
             result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q).mappings()
             for part in result.partitions(chunk):
                 yield [dict(r) for r in part]

@@ -54,14 +54,14 @@ class JobUrlsResource:
             raise not_found(f"No job with id {job_id}.")
         if fmt == "json":
             limit = get_limit(req, 1000, 10_000)
-            after = decode_cursor(req.get_param("cursor"), int)
+            after = decode_cursor(req.get_param("cursor"), str)
             rows = self.store.list_pages(job, change, after, limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
             json_response(resp, {
                 "job_id": job_id, "domain": job["domain"], "status": _status(job["status"]), "change": change,
                 "count": len(rows), "urls": [page_view(r) for r in rows],
-                "next_cursor": encode_cursor(rows[-1]["id"]) if more and rows else None,
+                "next_cursor": encode_cursor(rows[-1]["url"]) if more and rows else None,
             })
             return
         resp.set_header("X-Job-Status", _status(job["status"]))
