@@ -14,11 +14,11 @@ Contract choices made here (to reconcile with the spider's author):
   A redirect that leads back to an ancestor, or a redirect loop, never yields duplicate pages; the row
   of a sitemap that only redirects to an ancestor is optional; a redirect loop listed in robots.txt is
   recorded with an error (it is a failed sitemap listed in robots).
-- Well-known paths are all probed when robots.txt lists no sitemap (robots 404, 5xx or no Sitemap
-  lines), and every one found is recorded (`well_known`); those that 404 leave no row. To keep the
-  expectations independent of discovery order, sites that list sitemaps in robots.txt serve nothing at
-  well-known paths and link no sitemap from the home page, and home-page links never point at
-  well-known paths.
+- Well-known paths are all probed (at least when robots.txt lists no sitemap: robots 404, 5xx or no
+  Sitemap lines; the spider probes them always), and every one found is recorded (`well_known`);
+  those that 404 leave no row. To keep the expectations independent of discovery order, sites that
+  list sitemaps in robots.txt serve nothing at well-known paths (nor /rss.xml, /atom.xml, /sitemap)
+  and link no sitemap from the home page, and home-page links never point at well-known paths.
 - Failed sitemaps (404, 5xx, HTML soft-404, empty or whitespace-only body, redirect loop) listed in
   robots/index/home page are rows with `error` set; their `type` is not checked. An empty but valid
   `<urlset/>` is not an error.
@@ -27,8 +27,9 @@ Contract choices made here (to reconcile with the spider's author):
   Text-sitemap lines are stripped; lines that are not http(s) URLs are skipped.
 - Duplicates: one page row per distinct URL per domain. job.urls_found counts distinct page URLs seen
   in the scan; job.new_urls those never stored before for the domain; job.removed_urls those stored
-  before and not seen in this scan. job.sitemaps_found counts the sitemap rows the scan recorded
-  (failed ones included) and job.sitemaps_failed those with an error.
+  before and not seen in this scan. job.sitemaps_found counts the sitemap rows of the scan that are
+  usable sitemaps (a type was recognised, even if the file was cut or capped and `error` notes it);
+  job.sitemaps_failed the rows that yielded no sitemap (type None, `error` set). Together: every row.
 - lastmod: W3C datetime; date-only (and YYYY, YYYY-MM) values mean midnight UTC of the first day;
   unparseable dates are None. changefreq outside the 7 protocol values is None (surrounding whitespace
   stripped). priority outside 0.0–1.0 or not a number is None. The URL is kept in every case.

@@ -23,6 +23,7 @@ import collections
 import gzip as _gzip
 import socket
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,8 +53,6 @@ class Resp:
 
 
 def _gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    import zlib
-
     comp = zlib.compressobj(6, zlib.DEFLATED, 31)
     for chunk in chunks:
         out = comp.compress(chunk)

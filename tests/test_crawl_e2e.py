@@ -108,6 +108,8 @@ def sitemap_problems(case: Case, data: DomainData) -> list[str]:
     for row in data.sitemaps:
         rows[row.url].append(row)
     problems = [f"duplicate sitemap rows for {u}" for u, r in rows.items() if len(r) > 1]
+    problems += [f"{row.url}: no sitemap recognised but no error given" for row in data.sitemaps
+                 if row.type is None and not row.error]
     missing = set(case.sitemaps) - set(rows)
     unexpected = set(rows) - set(case.sitemaps) - case.optional_sitemaps
     if missing:
@@ -188,8 +190,8 @@ def job_problems(case: Case, data: DomainData, *, first_scan: bool = True) -> li
         return problems
     stats = {
         "urls_found": (job.urls_found, len(data.pages)),
-        "sitemaps_found": (job.sitemaps_found, len(data.sitemaps)),
-        "sitemaps_failed": (job.sitemaps_failed, sum(1 for s in data.sitemaps if s.error)),
+        "sitemaps_found": (job.sitemaps_found, sum(1 for s in data.sitemaps if s.type is not None)),
+        "sitemaps_failed": (job.sitemaps_failed, sum(1 for s in data.sitemaps if s.type is None)),
     }
     if first_scan:
         stats["new_urls"] = (job.new_urls, len(data.pages))
