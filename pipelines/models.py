@@ -59,8 +59,9 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(dt.timezone.utc)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+# Byte-order collation on PostgreSQL: URL comparisons in the unique index are memcmp, not locale rules.
+URLText = Text().with_variant(Text(collation="C"), "postgresql")
 
 
 def _enum(cls: type, name: str) -> Enum:
@@ -174,17 +175,15 @@ class Sitemap(Base):
 
 
 class Page(Base):
-    __tablename__ = "pages"
-    __table_args__ = (
-        UniqueConstraint("domain_id", "url", name="uq_pages_domain_url"),
-        Index("ix_pages_domain_last_seen", "domain_id", "last_seen_job_id"),
-        Index("ix_pages_last_seen_job", "last_seen_job_id", "id"),
-        Index("ix_pages_first_seen_job", "first_seen_job_id"),
-    )
+    """One page URL of a domain. Built for bulk upserts: the natural key is the primary key, and there
+    are no other indexes or foreign-key triggers to maintain per row (domain_id and sitemap_id are
+    kept consistent by `pipelines.store`). Per-job questions are asked within one domain, where the
+    primary key serves them."""
 
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
-    url: Mapped[str] = mapped_column(Text)
+    __tablename__ = "pages"
+
+    domain_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(URLText, primary_key=True)
     lastmod: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     changefreq: Mapped[str | None] = mapped_column(String(16))
     priority: Mapped[float | None] = mapped_column(Float)
@@ -192,7 +191,7 @@ class Page(Base):
     images: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
     news: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     videos: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
-    sitemap_id: Mapped[int | None] = mapped_column(ForeignKey("sitemaps.id", ondelete="SET NULL"))
+    sitemap_id: Mapped[int | None] = mapped_column(Integer)
     first_seen_job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     last_seen_job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -108,9 +108,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_sitemaps_last_job_id'), ['last_job_id'], unique=False)
 
     op.create_table('pages',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('domain_id', sa.Integer(), nullable=False),
-    sa.Column('url', sa.Text(), nullable=False),
+    sa.Column('url', sa.Text().with_variant(sa.Text(collation='C'), 'postgresql'), nullable=False),
     sa.Column('lastmod', pipelines.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('changefreq', sa.String(length=16), nullable=True),
     sa.Column('priority', sa.Float(), nullable=True),
@@ -123,26 +122,13 @@ def upgrade() -> None:
     sa.Column('last_seen_job_id', sa.Uuid(), nullable=False),
     sa.Column('first_seen_at', pipelines.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_seen_at', pipelines.models.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['domain_id'], ['domains.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['sitemap_id'], ['sitemaps.id'], ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('domain_id', 'url', name='uq_pages_domain_url')
+    sa.PrimaryKeyConstraint('domain_id', 'url', name='pk_pages')
     )
-    with op.batch_alter_table('pages', schema=None) as batch_op:
-        batch_op.create_index('ix_pages_domain_last_seen', ['domain_id', 'last_seen_job_id'], unique=False)
-        batch_op.create_index('ix_pages_first_seen_job', ['first_seen_job_id'], unique=False)
-        batch_op.create_index('ix_pages_last_seen_job', ['last_seen_job_id', 'id'], unique=False)
-
     
 
 
 def downgrade() -> None:
     
-    with op.batch_alter_table('pages', schema=None) as batch_op:
-        batch_op.drop_index('ix_pages_last_seen_job')
-        batch_op.drop_index('ix_pages_first_seen_job')
-        batch_op.drop_index('ix_pages_domain_last_seen')
-
     op.drop_table('pages')
     with op.batch_alter_table('sitemaps', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sitemaps_last_job_id'))

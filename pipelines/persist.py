@@ -1,0 +1,200 @@
+"""The item pipeline that keeps a crawl in the database.
+
+All database work runs on one background thread, in item order, so parsing (reactor thread) and
+writing overlap. Items wait in a small bounded queue: when the database falls behind, `process_item`
+blocks until there is room, so memory stays flat whatever the size of the site. Failed writes are retried with
+back-off (the database may restart under us); a job whose data could not be stored ends `failed`.
+When the crawl ends — finished, Ctrl-C or SIGTERM — jobs it carried that have not ended are marked
+`failed` with the reason, so none stays `running` after the process is gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from pipelines import store
+from pipelines.db import database_url, get_engine
+from pipelines.status import JobStatus
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class DatabasePipeline:
+    def __init__(self, url: str, retries: int = 6, max_pending: int = 4):
+        self.url = url
+        self.retries = retries
+        self.engine: Any = None
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self.writer: threading.Thread | None = None
+        self.domain_ids: dict[str, int] = {}  # job id -> domain id
+        self.sitemap_ids: dict[tuple[int, str], int] = {}
+        self.job_errors: dict[str, str] = {}  # job id -> why its data could not be stored
+        self.finished: set[str] = set()
+        self.stats: Any = None
+        self.write_seconds = 0.0  # time the writer spent on the database
+        self.wait_seconds = 0.0  # time the crawl waited for the writer (backpressure)
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DatabasePipeline:
+        settings = crawler.settings
+        url = settings.get("DATABASE_URL") or database_url()
+        pipeline = cls(url, retries=settings.getint("SCRAPERSKY_DB_RETRIES", 6),
+                       max_pending=settings.getint("SCRAPERSKY_DB_QUEUE", 4))
+        pipeline.stats = crawler.stats
+        return pipeline
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def open_spider(self, spider: Any = None) -> None:
+        self.engine = self._retry("opening the database", lambda: get_engine(self.url))
+        logger.info("storing results in %s", self.engine.url.render_as_string(hide_password=True))
+        self.writer = threading.Thread(target=self._write_items, name="scrapersky-db", daemon=True)
+        self.writer.start()
+
+    def close_spider(self, spider: Any = None) -> None:
+        self.queue.put(None)
+        assert self.writer is not None
+        self.writer.join()
+        if self.stats is not None:
+            self.stats.set_value("scrapersky/db_write_seconds", round(self.write_seconds, 3))
+            self.stats.set_value("scrapersky/db_wait_seconds", round(self.wait_seconds, 3))
+        unfinished = [uuid.UUID(j) for j in getattr(spider, "job_ids", lambda: [])() if j not in self.finished]
+        if unfinished:
+            reason = "interrupted: the crawl stopped before this domain was finished"
+            marked = self._write(lambda conn: store.fail_unfinished(conn, unfinished, reason, _now()))
+            if marked:
+                logger.warning("marked %d unfinished job(s) failed", marked)
+
+    def _write_items(self) -> None:
+        while True:
+            work = self.queue.get()
+            if work is None:
+                return
+            handler, item = work
+            started = time.perf_counter()
+            try:
+                handler(self, item)
+            except Exception as exc:
+                logger.exception("could not store %s of %s", type(item).__name__, getattr(item, "domain", "?"))
+                job_id = getattr(item, "job_id", None)
+                if job_id:
+                    self.job_errors.setdefault(job_id, f"database error: {_line(exc)}")
+            self.write_seconds += time.perf_counter() - started
+
+    # -- items ----------------------------------------------------------------------------------
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        handler = self._handlers.get(type(item).__name__)
+        if handler is not None:
+            try:
+                self.queue.put_nowait((handler, item))
+            except queue.Full:  # the writer is behind: the crawl waits (backpressure)
+                started = time.perf_counter()
+                self.queue.put((handler, item))
+                self.wait_seconds += time.perf_counter() - started
+        return item
+
+    def _job_started(self, item: Any) -> None:
+        job_id = uuid.UUID(item.job_id)
+
+        def write(conn: Any) -> None:
+            domain_id = store.ensure_domain(conn, item.domain)
+            self.domain_ids[item.job_id] = domain_id
+            batch = uuid.UUID(item.batch_id) if item.batch_id else None
+            if not store.start_job(conn, job_id, item.domain, domain_id, batch, item.options, item.started_at):
+                logger.info("job %s is already final; its results are still stored", item.job_id)
+
+        self._write(write)
+
+    def _home_page(self, item: Any) -> None:
+        domain_id = self.domain_ids.get(item.job_id)
+        if domain_id is not None:
+            self._write(lambda conn: store.save_home_page(conn, domain_id, item.url, item.metadata))
+
+    def _sitemap_file(self, item: Any) -> None:
+        domain_id = self.domain_ids.get(item.job_id)
+        if domain_id is None:
+            return
+        fields = dataclasses.asdict(item)
+        for name in ("job_id", "domain", "lastmod_count", "priority_count", "changefreq_count"):
+            fields.pop(name)
+        count = item.url_count or 0
+        for share in ("lastmod", "priority", "changefreq"):
+            fields[f"{share}_share"] = round(getattr(item, f"{share}_count") / count, 4) if count else None
+        job_id = uuid.UUID(item.job_id)
+        self.sitemap_ids[(domain_id, item.url)] = self._write(
+            lambda conn: store.upsert_sitemap(conn, domain_id, job_id, fields))
+
+    def _page_batch(self, item: Any) -> None:
+        domain_id = self.domain_ids.get(item.job_id)
+        if domain_id is None:
+            return
+        sitemap_id = self.sitemap_ids.get((domain_id, item.sitemap_url))
+        job_id = uuid.UUID(item.job_id)
+        now = _now()
+        self._write(lambda conn: store.upsert_pages(conn, domain_id, sitemap_id, job_id, now, item.pages))
+
+    def _job_finished(self, item: Any) -> None:
+        domain_id = self.domain_ids.get(item.job_id)
+        status = JobStatus(item.status)
+        error = item.error
+        if item.job_id in self.job_errors:
+            status, error = JobStatus.FAILED, self.job_errors[item.job_id]
+        job_id = uuid.UUID(item.job_id)
+        self._write(lambda conn: store.finish_job(conn, job_id, domain_id, status, error, item.finished_at, item.stats))
+        self.finished.add(item.job_id)
+
+    _handlers: dict[str, Callable[[DatabasePipeline, Any], None]] = {
+        "JobStarted": _job_started,
+        "HomePage": _home_page,
+        "SitemapFile": _sitemap_file,
+        "PageBatch": _page_batch,
+        "JobFinished": _job_finished,
+    }
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _write(self, work: Callable[[Any], T]) -> T:
+        """Run `work(conn)` in one transaction, retrying while the database is unreachable."""
+
+        def once() -> T:
+            with self.engine.begin() as conn:
+                return work(conn)
+
+        return self._retry("writing to the database", once)
+
+    def _retry(self, what: str, fn: Callable[[], T]) -> T:
+        delay = 0.5
+        for attempt in range(1, self.retries + 1):
+            try:
+                return fn()
+            except (OperationalError, DBAPIError) as exc:
+                transient = isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False)
+                if not transient or attempt == self.retries:
+                    raise
+                logger.warning("%s failed (%s); retry %d/%d in %.1fs", what, _line(exc), attempt, self.retries - 1, delay)
+                time.sleep(delay)
+                if self.engine is not None:
+                    self.engine.dispose()
+                delay = min(delay * 2, 10)
+        raise AssertionError("unreachable")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return " ".join(text.split())[:200]

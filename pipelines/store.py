@@ -1,0 +1,176 @@
+"""Database writes of a crawl, as SQLAlchemy Core statements on a Connection (no Scrapy here).
+
+Every write is an upsert on the natural keys — domains(name), sitemaps(domain_id, url),
+pages(domain_id, url) — so a re-scan updates rows in place; pages are written in bulk (COPY into a
+staging table and one INSERT ... SELECT on PostgreSQL, executemany on SQLite), never one round trip
+per URL.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Column, MetaData, Table, and_, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from pipelines.models import Domain, Job, Page, Sitemap
+from pipelines.status import ACTIVE_JOB_STATUSES, JobStatus
+
+_pages = Page.__table__
+_sitemaps = Sitemap.__table__
+_domains = Domain.__table__
+_jobs = Job.__table__
+_ACTIVE = [s.value for s in ACTIVE_JOB_STATUSES]
+_PAGE_UPDATES = ("lastmod", "changefreq", "priority", "alternates", "images", "news", "videos", "sitemap_id",
+                 "last_seen_job_id", "last_seen_at")
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def ensure_domain(conn: Connection, name: str) -> int:
+    conn.execute(_insert(conn, _domains).values(name=name, url_count=0, sitemap_count=0).on_conflict_do_nothing(
+        index_elements=["name"]))
+    return conn.execute(select(_domains.c.id).where(_domains.c.name == name)).scalar_one()
+
+
+def start_job(conn: Connection, job_id: uuid.UUID, domain: str, domain_id: int, batch_id: uuid.UUID | None,
+              options: dict[str, Any], started_at: dt.datetime) -> bool:
+    """Mark the job running (creating its row when the crawl was started by hand). False when the job
+    is already final (e.g. cancelled before its crawl reached it)."""
+    values = {"status": JobStatus.RUNNING, "started_at": started_at, "domain_id": domain_id}
+    changed = conn.execute(update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(**values)).rowcount
+    if changed:
+        return True
+    exists = conn.execute(select(Job.id).where(Job.id == job_id)).first()
+    if exists:
+        return False
+    conn.execute(_insert(conn, _jobs).values(
+        id=job_id, domain=domain, batch_id=batch_id, options=options, created_at=started_at,
+        sitemaps_found=0, sitemaps_failed=0, urls_found=0, new_urls=0, removed_urls=0, bytes_downloaded=0,
+        **values).on_conflict_do_nothing(index_elements=["id"]))
+    return True
+
+
+def save_home_page(conn: Connection, domain_id: int, url: str, metadata: dict[str, Any]) -> None:
+    columns = {c.name for c in _domains.c}
+    values = {k: v for k, v in metadata.items() if k in columns}
+    conn.execute(update(Domain).where(Domain.id == domain_id).values(home_url=url, **values))
+
+
+def upsert_sitemap(conn: Connection, domain_id: int, job_id: uuid.UUID, fields: dict[str, Any]) -> int:
+    values = {**fields, "domain_id": domain_id, "last_job_id": job_id}
+    stmt = _insert(conn, _sitemaps).values(first_job_id=job_id, **values)
+    stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"], set_=values)
+    conn.execute(stmt)
+    return conn.execute(select(_sitemaps.c.id).where(
+        _sitemaps.c.domain_id == domain_id, _sitemaps.c.url == fields["url"])).scalar_one()
+
+
+def upsert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_id: uuid.UUID, now: dt.datetime,
+                 entries: list[dict[str, Any]]) -> int:
+    """Insert or refresh page rows from the parser's page dicts. A page keeps its first_seen_* and gets
+    this job as last_seen_*. URLs repeated within `entries` are written once."""
+    if not entries:
+        return 0
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")  # the job's final commit is synchronous
+        _stage_pages_postgresql(conn, entries)
+        constants = {"domain_id": domain_id, "sitemap_id": sitemap_id, "first_seen_job_id": job_id,
+                     "last_seen_job_id": job_id, "first_seen_at": now, "last_seen_at": now}
+        columns = [*_STAGED, *constants]
+        source = select(*(_stage.c[name] for name in _STAGED),
+                        *(literal(value, _pages.c[name].type) for name, value in constants.items()))
+        source = source.ext(postgresql.distinct_on(_stage.c.url))
+        stmt = postgresql.insert(_pages).from_select(columns, source)
+    else:
+        rows = [{**entry, "domain_id": domain_id, "sitemap_id": sitemap_id, "first_seen_job_id": job_id,
+                 "last_seen_job_id": job_id, "first_seen_at": now, "last_seen_at": now} for entry in entries]
+        stmt = sqlite.insert(_pages)
+        stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"],
+                                          set_={name: stmt.excluded[name] for name in _PAGE_UPDATES})
+        conn.execute(stmt, rows)
+        return len(rows)
+    stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"],
+                                      set_={name: stmt.excluded[name] for name in _PAGE_UPDATES})
+    return conn.execute(stmt).rowcount
+
+
+# PostgreSQL: pages are COPYed into a temporary staging table (emptied at commit), then upserted
+# with one INSERT ... SELECT ... ON CONFLICT: per-row statements cost ~20x more.
+_STAGED = ("url", "lastmod", "changefreq", "priority", "alternates", "images", "news", "videos")
+_stage = Table("page_stage", MetaData(), *(Column(name, _pages.c[name].type) for name in _STAGED))
+_STAGE_DDL = ("CREATE TEMPORARY TABLE IF NOT EXISTS page_stage (url text COLLATE \"C\", lastmod timestamptz, "
+              "changefreq varchar(16), priority float8, alternates jsonb, images jsonb, news jsonb, videos jsonb) "
+              "ON COMMIT DELETE ROWS")
+_COPY = f"COPY page_stage ({', '.join(_STAGED)}) FROM STDIN WITH (FORMAT csv)"
+
+
+def _stage_pages_postgresql(conn: Connection, entries: list[dict[str, Any]]) -> None:
+    dbapi = conn.connection.dbapi_connection
+    info = conn.connection.info
+    if not info.get("page_stage"):
+        conn.exec_driver_sql(_STAGE_DDL)
+        info["page_stage"] = True
+    buf = io.StringIO()
+    write = csv.writer(buf).writerow
+    dumps = json.dumps
+    for e in entries:
+        lastmod = e["lastmod"]
+        alternates, images, news, videos = e["alternates"], e["images"], e["news"], e["videos"]
+        write((
+            e["url"], lastmod.isoformat() if lastmod is not None else None, e["changefreq"], e["priority"],
+            dumps(alternates) if alternates is not None else None, dumps(images) if images is not None else None,
+            dumps(news) if news is not None else None, dumps(videos) if videos is not None else None,
+        ))
+    buf.seek(0)
+    with dbapi.cursor() as cur:
+        cur.copy_expert(_COPY, buf)
+
+
+def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, status: JobStatus, error: str | None,
+               finished_at: dt.datetime, stats: dict[str, Any]) -> None:
+    """Close the job with its stats; on success also refresh the domain's summary. URL counts come
+    from the pages table: found = last seen by this job, new = first seen by it, removed = last seen
+    by the domain's previous complete scan and not by this one."""
+    counts = {"urls_found": 0, "new_urls": 0, "removed_urls": 0}
+    previous = None
+    if domain_id is not None:
+        previous = conn.execute(select(Domain.last_job_id).where(Domain.id == domain_id)).scalar_one_or_none()
+        counts["urls_found"] = _count(conn, _pages, and_(_pages.c.domain_id == domain_id, _pages.c.last_seen_job_id == job_id))
+        counts["new_urls"] = _count(conn, _pages, and_(_pages.c.domain_id == domain_id, _pages.c.first_seen_job_id == job_id))
+        if previous is not None and previous != job_id:
+            counts["removed_urls"] = _count(
+                conn, _pages, and_(_pages.c.domain_id == domain_id, _pages.c.last_seen_job_id == previous))
+    known = {k: v for k, v in stats.items() if k in ("sitemaps_found", "sitemaps_failed", "bytes_downloaded",
+                                                      "duration_seconds")}
+    changed = conn.execute(update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(
+        status=status, error=error, finished_at=finished_at, **counts, **known)).rowcount
+    if changed and status is JobStatus.COMPLETE and domain_id is not None:
+        sitemap_count = _count(conn, _sitemaps, and_(_sitemaps.c.domain_id == domain_id, _sitemaps.c.last_job_id == job_id,
+                                          _sitemaps.c.type.is_not(None)))
+        conn.execute(update(Domain).where(Domain.id == domain_id).values(
+            last_job_id=job_id, last_scan_at=finished_at, url_count=counts["urls_found"], sitemap_count=sitemap_count,
+            first_scan_at=func.coalesce(Domain.first_scan_at, finished_at)))
+
+
+def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str, finished_at: dt.datetime) -> int:
+    """Jobs of an ending crawl that are still pending/running become failed with `reason`."""
+    ids = list(job_ids)
+    total = 0
+    for start in range(0, len(ids), 500):
+        total += conn.execute(update(Job).where(Job.id.in_(ids[start:start + 500]), Job.status.in_(_ACTIVE)).values(
+            status=JobStatus.FAILED, error=reason, finished_at=finished_at)).rowcount
+    return total
+
+
+def _count(conn: Connection, table: Any, where: Any) -> int:
+    return conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()

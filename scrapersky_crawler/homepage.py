@@ -1,0 +1,105 @@
+"""Home-page reading: metadata and sitemap links, from HTML bytes (parsel/lxml, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+from parsel import Selector
+
+SOCIAL_HOSTS = {
+    "facebook.com": "facebook",
+    "twitter.com": "twitter",
+    "x.com": "twitter",
+    "linkedin.com": "linkedin",
+    "instagram.com": "instagram",
+    "youtube.com": "youtube",
+    "tiktok.com": "tiktok",
+    "pinterest.com": "pinterest",
+    "github.com": "github",
+    "mastodon.social": "mastodon",
+}
+_WP_VERSION = re.compile(r"wordpress\s*([\d.]+)", re.I)
+_SITEMAP_SUFFIXES = (".xml", ".xml.gz", ".gz", ".txt")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _first(sel: Selector, *queries: str) -> str | None:
+    for query in queries:
+        value = sel.xpath(query).get()
+        if value and value.strip():
+            return " ".join(value.split())
+    return None
+
+
+def read_home_page(body: bytes, url: str, encoding: str = "utf-8") -> dict[str, Any]:
+    """The home page's metadata: title, description, language, favicon, generator, WordPress,
+    emails, phones and social links. Missing values are None (lists and dicts: empty)."""
+    sel = Selector(body=body, type="html", encoding=encoding)
+    generator = _first(sel, "//meta[translate(@name,'GENERATOR','generator')='generator']/@content")
+    favicon = _first(
+        sel,
+        "//link[contains(concat(' ', translate(@rel,'ICON','icon'), ' '), ' icon ')]/@href",
+        "//link[contains(translate(@rel,'ICON','icon'), 'icon')]/@href",
+    )
+    wp_version = None
+    is_wordpress = False
+    if generator and "wordpress" in generator.lower():
+        is_wordpress = True
+        match = _WP_VERSION.search(generator)
+        wp_version = match.group(1) if match else None
+    elif sel.xpath("//link/@href[contains(., '/wp-content/') or contains(., '/wp-includes/')]"
+                   " | //script/@src[contains(., '/wp-content/') or contains(., '/wp-includes/')]"):
+        is_wordpress = True
+
+    emails: dict[str, None] = {}
+    phones: dict[str, None] = {}
+    social: dict[str, str] = {}
+    for href in sel.xpath("//a/@href").getall():
+        href = href.strip()
+        lower = href.lower()
+        if lower.startswith("mailto:"):
+            address = unquote(href[7:].split("?", 1)[0]).strip()
+            if _EMAIL.match(address):
+                emails.setdefault(address.lower(), None)
+        elif lower.startswith("tel:"):
+            number = unquote(href[4:]).strip()
+            if sum(c.isdigit() for c in number) >= 5:
+                phones.setdefault(number, None)
+        elif lower.startswith(("http://", "https://")):
+            host = (urlsplit(href).hostname or "").removeprefix("www.")
+            name = SOCIAL_HOSTS.get(host)
+            if name and name not in social:
+                social[name] = href
+    return {
+        "title": _first(sel, "//title/text()", "//meta[@property='og:title']/@content"),
+        "description": _first(
+            sel, "//meta[translate(@name,'DESCRIPTION','description')='description']/@content",
+            "//meta[@property='og:description']/@content",
+        ),
+        "language": _first(sel, "/html/@lang", "//meta[@http-equiv='content-language']/@content"),
+        "favicon": urljoin(url, favicon) if favicon else urljoin(url, "/favicon.ico"),
+        "generator": generator,
+        "is_wordpress": is_wordpress,
+        "wordpress_version": wp_version,
+        "emails": list(emails),
+        "phones": list(phones),
+        "social_links": social,
+    }
+
+
+def sitemap_links(body: bytes, url: str, encoding: str = "utf-8") -> list[str]:
+    """Sitemap URLs linked from a page: `<link rel="sitemap">` and `<a href>` whose path names a
+    sitemap file (contains "sitemap" and ends in .xml, .xml.gz, .gz or .txt)."""
+    sel = Selector(body=body, type="html", encoding=encoding)
+    found: dict[str, None] = {}
+    for href in sel.xpath("//link[translate(@rel,'SITEMAP','sitemap')='sitemap']/@href").getall():
+        if href.strip():
+            found.setdefault(urljoin(url, href.strip()), None)
+    for href in sel.xpath("//a/@href[contains(translate(., 'SITEMAP', 'sitemap'), 'sitemap')]").getall():
+        absolute = urljoin(url, href.strip())
+        path = urlsplit(absolute).path.lower()
+        if absolute.startswith(("http://", "https://")) and "sitemap" in path and path.endswith(_SITEMAP_SUFFIXES):
+            found.setdefault(absolute, None)
+    return list(found)

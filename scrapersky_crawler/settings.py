@@ -1,0 +1,57 @@
+"""Scrapy settings for ScraperSky. Every SITEMAP_* and SCRAPERSKY_* value can be overridden with
+`-s NAME=value` on the command line or `setting=NAME=value` through scrapyd."""
+
+BOT_NAME = "scrapersky"
+SPIDER_MODULES = ["scrapersky_crawler.spiders"]
+NEWSPIDER_MODULE = "scrapersky_crawler.spiders"
+
+USER_AGENT = "ScraperSky/1.0 (+sitemap crawler)"
+ROBOTSTXT_OBEY = False  # robots.txt is read for its Sitemap: lines; sitemaps are meant for crawlers
+
+# Many domains at once, a few requests per domain.
+CONCURRENT_REQUESTS = 64
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+DOWNLOAD_DELAY = 0
+DOWNLOAD_TIMEOUT = 30
+RETRY_TIMES = 1
+REDIRECT_MAX_TIMES = 5
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+DNS_TIMEOUT = 15
+REACTOR_THREADPOOL_MAXSIZE = 10
+
+# Compressed bytes downloaded per file (the decompressed cap is SITEMAP_MAX_BYTES).
+DOWNLOAD_MAXSIZE = 100 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 60 * 1024 * 1024
+
+# Items carry up to SITEMAP_PAGE_CHUNK URLs each; keep few in flight so memory stays flat.
+CONCURRENT_ITEMS = 8
+
+# -- ScraperSky ----------------------------------------------------------------------------------
+SITEMAP_MAX_BYTES = 100 * 1024 * 1024  # decompressed bytes read per sitemap file (protocol: 50 MB)
+SITEMAP_MAX_DEPTH = 5  # index nesting: robots/home -> index -> index -> ... -> urlset
+SITEMAP_MAX_URLS_PER_DOMAIN = 5_000_000  # page URLs recorded per domain (max_pages argument lowers it)
+SITEMAP_MAX_FILES_PER_DOMAIN = 10_000  # sitemap files fetched per domain
+SITEMAP_PAGE_CHUNK = 5000  # page URLs per item (and per database write)
+SITEMAP_PROBE_WELL_KNOWN = True  # also try the well-known sitemap paths
+SCRAPERSKY_PROGRESS_INTERVAL = 5.0  # seconds between progress lines in the log
+SCRAPERSKY_DB_RETRIES = 6  # attempts per database write when the database hiccups
+SCRAPERSKY_DB_QUEUE = 4  # items waiting for the database writer before the crawl waits for it
+
+ITEM_PIPELINES = {
+    "pipelines.persist.DatabasePipeline": 300,
+}
+EXTENSIONS = {
+    "scrapersky_crawler.extensions.ProgressLog": 500,
+}
+# `-O urls.csv` / `.jsonl` / `.json`: one row per page URL (PageBatch items are flattened).
+FEED_EXPORTERS = {
+    "csv": "scrapersky_crawler.exporters.PageCsvItemExporter",
+    "jsonlines": "scrapersky_crawler.exporters.PageJsonLinesItemExporter",
+    "jsonl": "scrapersky_crawler.exporters.PageJsonLinesItemExporter",
+    "json": "scrapersky_crawler.exporters.PageJsonItemExporter",
+}
+FEED_EXPORT_ENCODING = "utf-8"
+
+LOG_LEVEL = "INFO"
+LOGSTATS_INTERVAL = 0  # ProgressLog reports instead

@@ -1,0 +1,447 @@
+"""The `sitemap` spider: every sitemap URL of one domain or of many, crawled concurrently.
+
+    scrapy crawl sitemap -a domain=example.com [-a job_id=UUID] [-a max_pages=N] [-O urls.csv]
+    scrapy crawl sitemap -a domains=a.com,b.com [-a job_ids=UUID,UUID] [-a batch_id=UUID]
+    scrapy crawl sitemap -a domains_file=domains.txt
+
+Per domain: the home page (https first for a bare host, then http) → robots.txt `Sitemap:` lines →
+sitemap links on the home page → the well-known paths; then every index is walked (depth capped).
+Each sitemap is fetched at most once per scan. Parsing is in `scrapersky_crawler.sitemap` and
+`scrapersky_crawler.homepage`; this module only wires requests and hands items to the pipelines.
+Extend it through SitemapSpider's hooks: `sitemap_filter(entries)` sees every parsed entry (index and
+page entries; the URL is under "url") and `sitemap_follow` regexes choose which index children to
+follow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urldefrag, urlsplit
+
+from scrapy import Request, signals
+from scrapy.exceptions import DontCloseSpider
+from scrapy.http import Response, TextResponse
+from scrapy.spiders import SitemapSpider
+from twisted.python.failure import Failure
+
+from pipelines.status import DiscoveredBy, JobStatus
+from scrapersky_crawler.domains import DomainError, parse_domain
+from scrapersky_crawler.homepage import read_home_page, sitemap_links
+from scrapersky_crawler.items import HomePage, JobFinished, JobStarted, PageBatch, SitemapFile
+from scrapersky_crawler.sitemap import SitemapReader, sitemap_urls_from_robots
+
+logger = logging.getLogger(__name__)
+
+# The original system's 18 paths and those of ultimate-sitemap-parser, without repeats.
+WELL_KNOWN_PATHS = (
+    "/sitemap.xml",
+    "/sitemap_index.xml",
+    "/sitemap-index.xml",
+    "/sitemap.xml.gz",
+    "/sitemap_index.xml.gz",
+    "/sitemap-index.xml.gz",
+    "/sitemapindex.xml",
+    "/sitemap.php",
+    "/sitemap.txt",
+    "/sitemap",
+    "/.sitemap.xml",
+    "/sitemap/sitemap.xml",
+    "/sitemap/index.xml",
+    "/sitemap/sitemap-index.xml",
+    "/wp-sitemap.xml",
+    "/wp-sitemap-index.xml",
+    "/post-sitemap.xml",
+    "/page-sitemap.xml",
+    "/product-sitemap.xml",
+    "/category-sitemap.xml",
+    "/sitemaps.xml",
+    "/sitemap1.xml",
+    "/rss.xml",
+    "/atom.xml",
+    "/sitemap_news.xml",
+    "/sitemap-news.xml",
+    "/sitemap_news.xml.gz",
+    "/sitemap-news.xml.gz",
+    "/admin/config/search/xmlsitemap",
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@dataclass(eq=False)
+class Scan:
+    """What the spider knows about one domain's scan while it runs."""
+
+    domain: str
+    job_id: str
+    scheme: str | None  # None: try https, then http
+    batch_id: str | None
+    max_pages: int
+    base: str = ""  # scheme://host[:port] that answered
+    started: float = field(default_factory=time.monotonic)
+    outstanding: int = 0  # requests and callbacks not yet done
+    seen: set[str] = field(default_factory=set)  # sitemap URLs requested this scan
+    home_links: list[str] = field(default_factory=list)
+    sitemaps_found: int = 0
+    sitemaps_failed: int = 0
+    pages: int = 0  # page entries handed to the pipelines
+    bytes: int = 0
+    capped: bool = False
+    error: str | None = None
+    finished: bool = False
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"max_pages": self.max_pages, "scheme": self.scheme}
+
+
+class SitemapCrawlSpider(SitemapSpider):
+    name = "sitemap"
+    sitemap_rules = [("", "parse")]  # page URLs are recorded, never fetched
+
+    def __init__(
+        self,
+        domain: str | None = None,
+        domains: str | None = None,
+        domains_file: str | None = None,
+        job_id: str | None = None,
+        job_ids: str | None = None,
+        batch_id: str | None = None,
+        max_pages: str | int | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        inputs = self._domain_inputs(domain, domains, domains_file)
+        ids = self._job_ids(inputs, job_id, job_ids)
+        self.max_pages = self._max_pages(max_pages)
+        self.batch_id = str(uuid.UUID(batch_id)) if batch_id else None
+        self.scans: dict[str, Scan] = {}
+        for text, jid in zip(inputs, ids):
+            try:
+                host, scheme = parse_domain(text)
+            except DomainError as exc:
+                raise ValueError(f"domain {text!r}: {exc}") from None
+            if host in self.scans:
+                continue
+            self.scans[host] = Scan(domain=host, job_id=jid, scheme=scheme, batch_id=self.batch_id, max_pages=self.max_pages)
+        self.domains_done = 0
+        self.sitemaps_done = 0
+        self.urls_found = 0
+
+    # -- arguments ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _domain_inputs(domain: str | None, domains: str | None, domains_file: str | None) -> list[str]:
+        inputs: list[str] = []
+        if domain:
+            inputs.append(domain)
+        if domains:
+            inputs.extend(d for d in (part.strip() for part in domains.split(",")) if d)
+        if domains_file:
+            try:
+                lines = Path(domains_file).read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ValueError(f"cannot read domains_file {domains_file!r}: {exc.strerror}") from None
+            inputs.extend(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+        if not inputs:
+            raise ValueError("give a domain: -a domain=example.com (or -a domains=a.com,b.com, or -a domains_file=FILE)")
+        return inputs
+
+    @staticmethod
+    def _job_ids(inputs: list[str], job_id: str | None, job_ids: str | None) -> list[str]:
+        given = [job_id] if job_id else []
+        if job_ids:
+            given.extend(part.strip() for part in job_ids.split(",") if part.strip())
+        if given and len(given) != len(inputs):
+            raise ValueError(f"{len(given)} job id(s) for {len(inputs)} domain(s): give one per domain, in order")
+        try:
+            return [str(uuid.UUID(jid)) for jid in given] or [str(uuid.uuid4()) for _ in inputs]
+        except ValueError:
+            raise ValueError("job ids must be UUIDs") from None
+
+    def _max_pages(self, max_pages: str | int | None) -> int:
+        cap = self.settings.getint("SITEMAP_MAX_URLS_PER_DOMAIN") if hasattr(self, "settings") else 5_000_000
+        if max_pages in (None, ""):
+            return cap
+        try:
+            value = int(max_pages)
+        except (TypeError, ValueError):
+            raise ValueError(f"max_pages must be a whole number, not {max_pages!r}") from None
+        if value < 1:
+            raise ValueError("max_pages must be at least 1")
+        return min(value, cap)
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SitemapCrawlSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        settings = crawler.settings
+        spider.max_bytes = settings.getint("SITEMAP_MAX_BYTES")
+        spider.max_depth = settings.getint("SITEMAP_MAX_DEPTH")
+        spider.max_files = settings.getint("SITEMAP_MAX_FILES_PER_DOMAIN")
+        spider.chunk = settings.getint("SITEMAP_PAGE_CHUNK")
+        spider.probe_well_known = settings.getbool("SITEMAP_PROBE_WELL_KNOWN")
+        cap = settings.getint("SITEMAP_MAX_URLS_PER_DOMAIN")
+        for scan in spider.scans.values():
+            scan.max_pages = min(scan.max_pages, cap)
+        crawler.signals.connect(spider._on_idle, signal=signals.spider_idle)
+        return spider
+
+    def job_ids(self) -> list[str]:
+        return [scan.job_id for scan in self.scans.values()]
+
+    # -- start: home page, robots.txt, discovery ------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Any]:
+        for scan in self.scans.values():
+            yield JobStarted(scan.job_id, scan.domain, scan.batch_id, scan.options, utcnow())
+            scan.outstanding += 1
+            yield self._home_request(scan, scan.scheme or "https")
+
+    def _home_request(self, scan: Scan, scheme: str) -> Request:
+        return Request(
+            f"{scheme}://{scan.domain}/",
+            callback=self._tracked(self._parse_home),
+            errback=self._tracked(self._home_failed),
+            meta={"scan": scan, "handle_httpstatus_all": True},
+            dont_filter=True,
+        )
+
+    def _home_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request
+        scan: Scan = request.meta["scan"]
+        if scan.scheme is None and request.url.startswith("https://"):
+            scan.outstanding += 1
+            yield self._home_request(scan, "http")
+            return
+        scan.error = f"could not reach {scan.domain}: {one_line(failure.getErrorMessage() or failure.type.__name__, 200)}"
+
+    def _parse_home(self, response: Response) -> Iterator[Any]:
+        scan: Scan = response.meta["scan"]
+        parts = urlsplit(response.url)
+        scan.base = f"{parts.scheme}://{parts.netloc}"
+        if response.status == 200 and isinstance(response, TextResponse):
+            body, encoding = response.body, response.encoding
+            yield HomePage(scan.job_id, scan.domain, response.url, read_home_page(body, response.url, encoding))
+            scan.home_links = sitemap_links(body, response.url, encoding)
+        scan.outstanding += 1
+        yield Request(
+            scan.base + "/robots.txt",
+            callback=self._tracked(self._parse_robots),
+            errback=self._tracked(self._robots_failed),
+            meta={"scan": scan, "handle_httpstatus_all": True},
+            dont_filter=True,
+        )
+
+    def _parse_robots(self, response: Response) -> Iterator[Any]:
+        scan: Scan = response.meta["scan"]
+        urls = sitemap_urls_from_robots(response.body, response.url) if response.status == 200 else []
+        yield from self._discover(scan, urls)
+
+    def _robots_failed(self, failure: Failure) -> Iterator[Any]:
+        yield from self._discover(failure.request.meta["scan"], [])
+
+    def _discover(self, scan: Scan, robots_urls: list[str]) -> Iterator[Request]:
+        for url in robots_urls:
+            yield from self._sitemap_request(scan, url, DiscoveredBy.ROBOTS, None, 1)
+        for url in scan.home_links:
+            yield from self._sitemap_request(scan, url, DiscoveredBy.HOME_PAGE, scan.base + "/", 1)
+        if self.probe_well_known:
+            for path in WELL_KNOWN_PATHS:
+                yield from self._sitemap_request(scan, scan.base + path, DiscoveredBy.WELL_KNOWN, None, 1, probe=True)
+
+    # -- sitemaps -----------------------------------------------------------------------------
+
+    def _sitemap_request(
+        self, scan: Scan, url: str, how: DiscoveredBy, parent: str | None, depth: int, probe: bool = False
+    ) -> Iterator[Any]:
+        url = urldefrag(url.strip())[0]
+        if url in scan.seen or scan.capped:
+            return
+        scan.seen.add(url)
+        record = SitemapFile(scan.job_id, scan.domain, url, how.value, parent)
+        if depth > self.max_depth:
+            record.error = f"not fetched: index nesting deeper than {self.max_depth}"
+            scan.sitemaps_failed += 1
+            yield record
+            return
+        if len(scan.seen) > self.max_files:
+            record.error = f"not fetched: more than {self.max_files} sitemap files for this domain"
+            scan.sitemaps_failed += 1
+            yield record
+            return
+        scan.outstanding += 1
+        yield Request(
+            url,
+            callback=self._tracked(self._parse_sitemap_file),
+            errback=self._tracked(self._sitemap_failed),
+            meta={"scan": scan, "record": record, "depth": depth, "probe": probe, "handle_httpstatus_all": True},
+            dont_filter=True,
+            priority=0 if probe else 10 + depth,  # listed sitemaps before guesses; deeper first
+        )
+
+    def _sitemap_failed(self, failure: Failure) -> Iterator[Any]:
+        meta = failure.request.meta
+        if meta["probe"]:
+            return
+        scan: Scan = meta["scan"]
+        record: SitemapFile = meta["record"]
+        record.error = one_line(failure.getErrorMessage() or failure.type.__name__)
+        record.fetched_at = utcnow()
+        scan.sitemaps_failed += 1
+        yield record
+
+    def _parse_sitemap_file(self, response: Response) -> Iterator[Any]:
+        meta = response.meta
+        scan: Scan = meta["scan"]
+        record: SitemapFile = meta["record"]
+        probe: bool = meta["probe"]
+        record.http_status = response.status
+        record.fetched_at = utcnow()
+        record.size_bytes = len(response.body)
+        record.last_modified = _header(response, b"Last-Modified")
+        scan.bytes += len(response.body)
+        final_url = urldefrag(response.url)[0]
+        if final_url != record.url:
+            if final_url in scan.seen:  # a redirect to a sitemap this scan has (or will have) read
+                if not probe:
+                    record.error = f"redirects to {final_url}, already read in this scan"
+                    yield record
+                return
+            scan.seen.add(final_url)
+        if response.status != 200:
+            if not probe:
+                record.error = f"HTTP {response.status}"
+                scan.sitemaps_failed += 1
+                yield record
+            return
+        reader = SitemapReader(response.body, final_url, max_bytes=self.max_bytes)
+        yield from self._read_sitemap(scan, record, reader, self.sitemap_filter(reader), meta["depth"], probe)
+
+    def _read_sitemap(
+        self, scan: Scan, record: SitemapFile, reader: SitemapReader, entries: Iterable[dict[str, Any]], depth: int, probe: bool
+    ) -> Iterator[Any]:
+        announced = False
+        batch: list[dict[str, Any]] = []
+        seen_here: set[str] = set()
+        for entry in entries:
+            if not announced:  # the sitemap row goes first so the pages can point at it
+                announced = True
+                record.type = reader.type
+                yield dataclasses.replace(record)
+            if reader.is_index:
+                child = entry["url"]
+                if any(x.search(child) for x in self._follow):
+                    yield from self._sitemap_request(scan, child, DiscoveredBy.INDEX, record.url, depth + 1)
+                continue
+            url = entry["url"]
+            if url in seen_here:
+                continue
+            if scan.pages >= scan.max_pages:
+                scan.capped = True
+                break
+            seen_here.add(url)
+            scan.pages += 1
+            batch.append(entry)
+            if len(batch) >= self.chunk:
+                self.urls_found += len(batch)
+                yield PageBatch(scan.job_id, scan.domain, record.url, batch)
+                batch = []
+        if batch:
+            self.urls_found += len(batch)
+            yield PageBatch(scan.job_id, scan.domain, record.url, batch)
+        if probe and reader.type is None:
+            return  # a well-known path that holds no sitemap is not a sitemap of this site
+        record.type = reader.type
+        record.gzipped = reader.gzipped
+        record.url_count = reader.url_count
+        record.lastmod_count = reader.lastmod_count
+        record.priority_count = reader.priority_count
+        record.changefreq_count = reader.changefreq_count
+        record.generator = reader.generator
+        record.error = reader.error
+        if scan.capped:
+            record.error = f"stopped at the cap of {scan.max_pages} page URLs for this domain"
+        self.sitemaps_done += 1
+        if reader.type is None:
+            scan.sitemaps_failed += 1
+        else:
+            scan.sitemaps_found += 1
+        yield record
+
+    # -- bookkeeping: when is a domain done? --------------------------------------------------
+
+    def _tracked(self, handler: Any) -> Any:
+        """Wrap a callback or errback: exceptions end up on the scan, and the item that ends the
+        job comes out of whichever callback finishes the domain's last request."""
+
+        def run(arg: Any) -> Iterator[Any]:
+            scan: Scan = (arg.request if isinstance(arg, Failure) else arg).meta["scan"]
+            try:
+                yield from handler(arg)
+            except Exception as exc:  # a bug or a hostile file must not stop the other domains
+                logger.exception("error while handling %s", getattr(arg, "url", None) or arg.request.url)
+                scan.error = scan.error or one_line(f"{type(exc).__name__}: {exc}")
+            scan.outstanding -= 1
+            if scan.outstanding <= 0 and not scan.finished:
+                yield self._finish(scan)
+
+        run.__name__ = handler.__name__
+        return run
+
+    def _finish(self, scan: Scan, error: str | None = None) -> JobFinished:
+        scan.finished = True
+        self.domains_done += 1
+        error = error or scan.error
+        status = JobStatus.FAILED if error and not scan.base else JobStatus.COMPLETE
+        if error and scan.base and status is JobStatus.COMPLETE:
+            logger.warning("%s: %s", scan.domain, error)
+        return JobFinished(
+            scan.job_id,
+            scan.domain,
+            status.value,
+            error if status is JobStatus.FAILED else None,
+            utcnow(),
+            {
+                "sitemaps_found": scan.sitemaps_found,
+                "sitemaps_failed": scan.sitemaps_failed,
+                "bytes_downloaded": scan.bytes,
+                "duration_seconds": round(time.monotonic() - scan.started, 3),
+                "capped": scan.capped,
+            },
+        )
+
+    def _on_idle(self, spider: Any) -> None:
+        """Safety net: a scan whose last request vanished without a callback still gets its end."""
+        unfinished = [scan for scan in self.scans.values() if not scan.finished]
+        if unfinished:
+            self.crawler.engine.crawl(Request("data:,", callback=self._finish_unfinished, dont_filter=True))
+            raise DontCloseSpider
+
+    def _finish_unfinished(self, response: Response) -> Iterator[JobFinished]:
+        for scan in self.scans.values():
+            if not scan.finished:
+                yield self._finish(scan)
+
+    def parse(self, response: Response) -> None:  # SitemapSpider's default rule target; unused
+        return None
+
+
+def _header(response: Response, name: bytes) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1")[:64] if value else None
