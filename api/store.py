@@ -104,7 +104,7 @@ class Store:
     def page_query(self, conn, job: dict[str, Any], change: str, after_url: str | None, limit: int | None):
         """Pages of the job's domain (the (domain_id, url) index), in URL order (keyset cursor = last URL)."""
         dom_id = job.get("domain_id") or self.domain_id(conn, job["domain"])
-        cols = [pages.c.id, pages.c.url, pages.c.lastmod, pages.c.changefreq, pages.c.priority, pages.c.alternates,
+        cols = [pages.c.url, pages.c.lastmod, pages.c.changefreq, pages.c.priority, pages.c.alternates,
                 pages.c.images, pages.c.news, pages.c.videos, pages.c.first_seen_at, pages.c.last_seen_at,
                 sitemaps.c.url.label("sitemap_url")]
         q = (select(*cols).select_from(pages.outerjoin(sitemaps, sitemaps.c.id == pages.c.sitemap_id))
