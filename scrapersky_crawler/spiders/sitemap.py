@@ -74,6 +74,10 @@ WELL_KNOWN_PATHS = (
 )
 
 
+# Error responses reach the callbacks (and are recorded); redirects are still followed.
+ERROR_STATUSES = list(range(400, 600))
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -214,11 +218,14 @@ class SitemapCrawlSpider(SitemapSpider):
             yield self._home_request(scan, scan.scheme or "https")
 
     def _home_request(self, scan: Scan, scheme: str) -> Request:
+        meta: dict[str, Any] = {"scan": scan, "handle_httpstatus_list": ERROR_STATUSES}
+        if scan.scheme is None and scheme == "https":
+            meta["max_retry_times"] = 0  # no https here: fall back to http at once
         return Request(
             f"{scheme}://{scan.domain}/",
             callback=self._tracked(self._parse_home),
             errback=self._tracked(self._home_failed),
-            meta={"scan": scan, "handle_httpstatus_all": True},
+            meta=meta,
             dont_filter=True,
         )
 
@@ -244,7 +251,7 @@ class SitemapCrawlSpider(SitemapSpider):
             scan.base + "/robots.txt",
             callback=self._tracked(self._parse_robots),
             errback=self._tracked(self._robots_failed),
-            meta={"scan": scan, "handle_httpstatus_all": True},
+            meta={"scan": scan, "handle_httpstatus_list": ERROR_STATUSES},
             dont_filter=True,
         )
 
@@ -290,7 +297,7 @@ class SitemapCrawlSpider(SitemapSpider):
             url,
             callback=self._tracked(self._parse_sitemap_file),
             errback=self._tracked(self._sitemap_failed),
-            meta={"scan": scan, "record": record, "depth": depth, "probe": probe, "handle_httpstatus_all": True},
+            meta={"scan": scan, "record": record, "depth": depth, "probe": probe, "handle_httpstatus_list": ERROR_STATUSES},
             dont_filter=True,
             priority=0 if probe else 10 + depth,  # listed sitemaps before guesses; deeper first
         )
@@ -321,6 +328,7 @@ class SitemapCrawlSpider(SitemapSpider):
             if final_url in scan.seen:  # a redirect to a sitemap this scan has (or will have) read
                 if not probe:
                     record.error = f"redirects to {final_url}, already read in this scan"
+                    scan.sitemaps_failed += 1
                     yield record
                 return
             scan.seen.add(final_url)
