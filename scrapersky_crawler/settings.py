@@ -55,3 +55,4 @@ FEED_EXPORT_ENCODING = "utf-8"
 
 LOG_LEVEL = "INFO"
 LOGSTATS_INTERVAL = 0  # ProgressLog reports instead
+COMMANDS_MODULE = "scrapersky_crawler.commands"

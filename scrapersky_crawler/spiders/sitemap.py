@@ -76,6 +76,7 @@ WELL_KNOWN_PATHS = (
 
 # Error responses reach the callbacks (and are recorded); redirects are still followed.
 ERROR_STATUSES = list(range(400, 600))
+UNLIMITED = 2**62
 
 
 def utcnow() -> dt.datetime:
@@ -111,7 +112,7 @@ class Scan:
 
     @property
     def options(self) -> dict[str, Any]:
-        return {"max_pages": self.max_pages, "scheme": self.scheme}
+        return {"max_pages": self.max_pages if self.max_pages < UNLIMITED else None, "scheme": self.scheme}
 
 
 class SitemapCrawlSpider(SitemapSpider):
@@ -131,24 +132,45 @@ class SitemapCrawlSpider(SitemapSpider):
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
-        inputs = self._domain_inputs(domain, domains, domains_file)
-        ids = self._job_ids(inputs, job_id, job_ids)
-        self.max_pages = self._max_pages(max_pages)
-        self.batch_id = str(uuid.UUID(batch_id)) if batch_id else None
-        self.scans: dict[str, Scan] = {}
-        for text, jid in zip(inputs, ids):
-            try:
-                host, scheme = parse_domain(text)
-            except DomainError as exc:
-                raise ValueError(f"domain {text!r}: {exc}") from None
-            if host in self.scans:
-                continue
-            self.scans[host] = Scan(domain=host, job_id=jid, scheme=scheme, batch_id=self.batch_id, max_pages=self.max_pages)
+        self.scans: dict[str, Scan] = {
+            scan.domain: scan
+            for scan in self.parse_arguments(domain, domains, domains_file, job_id, job_ids, batch_id, max_pages)
+        }
         self.domains_done = 0
         self.sitemaps_done = 0
         self.urls_found = 0
 
     # -- arguments ----------------------------------------------------------------------------
+
+    @classmethod
+    def parse_arguments(
+        cls,
+        domain: str | None = None,
+        domains: str | None = None,
+        domains_file: str | None = None,
+        job_id: str | None = None,
+        job_ids: str | None = None,
+        batch_id: str | None = None,
+        max_pages: str | int | None = None,
+        **_other: Any,
+    ) -> list[Scan]:
+        """The scans the spider arguments ask for; ValueError with a one-line reason when they are wrong."""
+        inputs = cls._domain_inputs(domain, domains, domains_file)
+        ids = cls._job_ids(inputs, job_id, job_ids)
+        cap = cls._max_pages(max_pages)
+        if batch_id:
+            try:
+                batch_id = str(uuid.UUID(batch_id))
+            except ValueError:
+                raise ValueError(f"batch_id must be a UUID, not {batch_id!r}") from None
+        scans: dict[str, Scan] = {}
+        for text, jid in zip(inputs, ids):
+            try:
+                host, scheme = parse_domain(text)
+            except DomainError as exc:
+                raise ValueError(f"domain {text!r}: {exc}") from None
+            scans.setdefault(host, Scan(domain=host, job_id=jid, scheme=scheme, batch_id=batch_id, max_pages=cap))
+        return list(scans.values())
 
     @staticmethod
     def _domain_inputs(domain: str | None, domains: str | None, domains_file: str | None) -> list[str]:
@@ -179,17 +201,18 @@ class SitemapCrawlSpider(SitemapSpider):
         except ValueError:
             raise ValueError("job ids must be UUIDs") from None
 
-    def _max_pages(self, max_pages: str | int | None) -> int:
-        cap = self.settings.getint("SITEMAP_MAX_URLS_PER_DOMAIN") if hasattr(self, "settings") else 5_000_000
+    @staticmethod
+    def _max_pages(max_pages: str | int | None) -> int:
+        """The per-domain cap asked for (SITEMAP_MAX_URLS_PER_DOMAIN still applies on top)."""
         if max_pages in (None, ""):
-            return cap
+            return UNLIMITED
         try:
             value = int(max_pages)
         except (TypeError, ValueError):
             raise ValueError(f"max_pages must be a whole number, not {max_pages!r}") from None
         if value < 1:
             raise ValueError("max_pages must be at least 1")
-        return min(value, cap)
+        return value
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SitemapCrawlSpider:
