@@ -50,6 +50,7 @@ URLS_PER_FILE = 50_000
 FIXTURE_VERSION = 3
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_PREFIX = "scrapersky_bench_"
+STATS_PATH = "/__bench_stats__"
 
 GOAL_RATIO = 1.0
 MUST_RATIO = 1.5
@@ -161,6 +162,8 @@ def generate(site: Path, n_urls: int, port: int) -> dict:
 
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as the server does: connections of the previous run in TIME_WAIT must not block the port
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -228,6 +231,13 @@ def serve(site: Path, port: int) -> None:
             ctype = "application/gzip" if p.name.endswith(".gz") else "application/xml"
             routes["/" + p.name] = (p, ctype)
     sizes = {k: v[0].stat().st_size for k, v in routes.items()}
+    stats = {"requests": 0, "not_found": 0, "aborted": 0, "bytes": 0}
+    lock = threading.Lock()
+
+    def count(**inc: int) -> None:
+        with lock:
+            for key, n in inc.items():
+                stats[key] += n
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -251,7 +261,18 @@ def serve(site: Path, port: int) -> None:
 
         def _serve(self, body: bool) -> None:
             path, route = self._route()
+            if path == STATS_PATH:  # the bench's own counters, not part of the site
+                with lock:
+                    data = json.dumps(stats).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            count(requests=1)
             if route is None:
+                count(not_found=1)
                 self._not_found(body)
                 return
             file, ctype = route
@@ -262,7 +283,14 @@ def serve(site: Path, port: int) -> None:
             if body:
                 with open(file, "rb") as fh:
                     self.wfile.flush()
-                    self.connection.sendfile(fh)
+                    try:
+                        sent = self.connection.sendfile(fh)
+                    except (BrokenPipeError, ConnectionResetError):
+                        # the client gave up mid-transfer (e.g. its download timeout): count it, stay quiet
+                        count(aborted=1)
+                        self.close_connection = True
+                        return
+                    count(bytes=sent)
 
         def do_GET(self):
             self._serve(True)
@@ -274,6 +302,12 @@ def serve(site: Path, port: int) -> None:
         daemon_threads = True
         allow_reuse_address = True
         request_queue_size = 128
+
+        def handle_error(self, request, client_address):
+            if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                count(aborted=1)
+                return
+            super().handle_error(request, client_address)
 
     httpd = Server(("127.0.0.1", port), Handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -299,6 +333,16 @@ class SiteServer:
             raise RuntimeError(f"fixture server did not start (got {line!r})")
         self.base = f"http://127.0.0.1:{self.port}"
         return self
+
+    def stats(self) -> dict:
+        """The server's counters (requests, not_found, aborted, bytes) so far."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.base + STATS_PATH, timeout=10) as resp:
+                return json.loads(resp.read())
+        except (OSError, ValueError):
+            return {}
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
@@ -589,6 +633,7 @@ def bench_one(n_urls: int, args: argparse.Namespace) -> dict:
     logdir = DATA / "logs" / f"{stamp}_{n_urls}"
     logdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {k: [] for k in order}
+    load_start = os.getloadavg()[0]
     errors: list[str] = []
     with SiteServer(site, meta["port"]) as server:
         print(f"server: {server.base}/ (pid {server.proc.pid}), logs in {logdir}", flush=True)
@@ -600,17 +645,23 @@ def bench_one(n_urls: int, args: argparse.Namespace) -> dict:
         for rep in range(args.repeat):
             for key in order:
                 label, fn = RUNNERS[key]
+                before = server.stats()
                 r = fn(ctx, f"{rep + 1}")
+                after = server.stats()
+                r["server"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
                 results[key].append(r)
                 urls = "?" if r.get("urls") is None else f"{r['urls']:,}"
+                sv = r["server"]
+                aborted = f", {sv['aborted']} ABORTED by the client" if sv.get("aborted") else ""
                 print(f"  run {rep + 1}/{args.repeat} {label:<22} {r['wall_s']:8.2f} s {r['rss_mb']:8.1f} MB "
-                      f"{urls:>12} URLs{'' if r['ok'] else '  <-- FAIL'}", flush=True)
+                      f"{urls:>12} URLs   [{sv.get('requests', '?')} requests, {sv.get('not_found', '?')} 404"
+                      f"{aborted}]{'' if r['ok'] else '  <-- FAIL'}", flush=True)
                 if not r["ok"]:
                     errors.append(r["error"])
                     print(f"FAIL: {r['error']} (log: {r['log']})\n{tail(r['log'])}", flush=True)
     summary = {k: summarise(v) for k, v in results.items()}
     return {"urls": n_urls, "repeat": args.repeat, "fixture": meta, "summary": summary, "runs": results,
-            "errors": errors}
+            "errors": errors, "loadavg": {"start": load_start, "end": os.getloadavg()[0]}}
 
 
 def fmt_ratio(a: float | None, b: float | None) -> str:
@@ -619,10 +670,10 @@ def fmt_ratio(a: float | None, b: float | None) -> str:
 
 def verdict(value: float, goal: float, must: float | None = None) -> str:
     if value <= goal:
-        return "goal met"
+        return "(goal met)"
     if must is not None and value <= must:
-        return f"goal missed, within the must (<= {must})"
-    return "MISSED" if must is None else f"MISSED (must <= {must})"
+        return "(goal missed, must met)"
+    return "(MISSED)" if must is None else "(goal and must MISSED)"
 
 
 def print_report(res: dict) -> None:
@@ -632,6 +683,10 @@ def print_report(res: dict) -> None:
           f"{platform.python_version()} on {os.cpu_count()} CPUs ==")
     head = (f"{'run':<22} {'wall best s':>11} {'wall median s':>13} {'CPU s':>7} {'peak RSS MB':>11} "
             f"{'RSS median MB':>13} {'URLs':>11}")
+    la = res["loadavg"]
+    busy = max(la["start"], la["end"]) > 0.5 * (os.cpu_count() or 1)
+    print(f"load average (1 min) at start {la['start']:.2f}, at end {la['end']:.2f}"
+          + ("   <-- the machine is busy: timings are noisy, prefer 'best' and --repeat" if busy else ""))
     print(head)
     print("-" * len(head))
     for key, s in summ.items():
@@ -644,8 +699,8 @@ def print_report(res: dict) -> None:
         u, c = summ["usp"], summ["scrapersky"]
         rb = c["wall_best_s"] / u["wall_best_s"]
         rm = c["wall_median_s"] / u["wall_median_s"]
-        print(f"time ratio ScraperSky/usp: best {rb:.2f}, median {rm:.2f}   "
-              f"(goal <= {GOAL_RATIO}, must <= {MUST_RATIO}): {verdict(rm, GOAL_RATIO, MUST_RATIO)}")
+        print(f"time ratio ScraperSky/usp (goal <= {GOAL_RATIO}, must <= {MUST_RATIO}): "
+              f"best {rb:.2f} {verdict(rb, GOAL_RATIO, MUST_RATIO)}; median {rm:.2f} {verdict(rm, GOAL_RATIO, MUST_RATIO)}")
         print(f"RSS ratio  ScraperSky/usp: {fmt_ratio(c['rss_max_mb'], u['rss_max_mb'])}")
     if "stock" in summ and "usp" in summ:
         print(f"time ratio SitemapSpider/usp: median "
@@ -654,7 +709,7 @@ def print_report(res: dict) -> None:
         print("ScraperSky run failed: no verdict on the goals")
     elif "scrapersky" in summ:
         rss = summ["scrapersky"]["rss_max_mb"]
-        print(f"ScraperSky peak RSS: {rss:.1f} MB (goal <= {GOAL_RSS_MB:.0f} MB): {verdict(rss, GOAL_RSS_MB)}")
+        print(f"ScraperSky peak RSS (goal <= {GOAL_RSS_MB:.0f} MB): {rss:.1f} MB {verdict(rss, GOAL_RSS_MB)}")
         if n >= 1_000_000:
             print(f"note: at {n:,} URLs the peak RSS should be within 10 % of the 200k run "
                   f"(use --scale-check, or --compare-rss FILE with the --json of a 200k run)")
@@ -671,7 +726,7 @@ def compare_rss(small: dict, big: dict, label_small: str, label_big: str) -> Non
         a, b = small["summary"][key]["rss_max_mb"], big["summary"][key]["rss_max_mb"]
         line = f"{RUNNERS[key][0]:<22} {a:8.1f} MB -> {b:8.1f} MB   ratio {b / a:.3f}"
         if key == "scrapersky":
-            line += f"   (goal <= {GOAL_SCALE_RSS:.2f}): {verdict(b / a, GOAL_SCALE_RSS)}"
+            line += f"   goal <= {GOAL_SCALE_RSS:.2f} {verdict(b / a, GOAL_SCALE_RSS)}"
         print(line)
 
 
