@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, text, update
+from sqlalchemy import and_, bindparam, case, func, select, text, update
 from sqlalchemy.engine import Engine
 
 from pipelines.models import BatchJob, Domain, Job, Page, Sitemap, utcnow
@@ -33,6 +33,14 @@ def iso(value: dt.datetime | None) -> str | None:
 
 def _status_value(value: Any) -> str | None:
     return value.value if hasattr(value, "value") else value
+
+
+# Built once: the status endpoint is the hot path (statement construction costs more than the query).
+_JOB_STATUS_QUERY = (
+    select(jobs, *[domains.c[f].label(f"d_{f}") for f in HOME_FIELDS], domains.c.id.label("d_id"))
+    .select_from(jobs.outerjoin(domains, domains.c.name == jobs.c.domain))
+    .where(jobs.c.id == bindparam("job_id", type_=jobs.c.id.type))
+)
 
 
 class Store:
@@ -70,13 +78,8 @@ class Store:
 
     # ---------------------------------------------------------------- reading jobs
     def get_job(self, job_id: uuid.UUID) -> dict[str, Any] | None:
-        q = (
-            select(jobs, *[domains.c[f].label(f"d_{f}") for f in HOME_FIELDS], domains.c.id.label("d_id"))
-            .select_from(jobs.outerjoin(domains, domains.c.name == jobs.c.domain))
-            .where(jobs.c.id == job_id)
-        )
         with self.engine.connect() as conn:
-            row = conn.execute(q).mappings().first()
+            row = conn.execute(_JOB_STATUS_QUERY, {"job_id": job_id}).mappings().first()
         return dict(row) if row else None
 
     def job_row(self, job_id: uuid.UUID) -> dict[str, Any] | None:
