@@ -139,6 +139,11 @@ def run_batch(hosts: list[str], proxy: str, tmp: Path, args) -> dict:
                 "SELECT count(*) FROM pages p JOIN jobs j ON j.id = p.last_seen_job_id WHERE j.batch_id = :b"),
                 {"b": r.json()["batch_id"]}).scalar()
             crawls = conn.execute(text("SELECT count(DISTINCT scrapyd_jobid) FROM jobs")).scalar()
+            short = conn.execute(text(
+                "SELECT domain, status, urls_found, sitemaps_found, sitemaps_failed, error FROM jobs "
+                "WHERE batch_id = :b AND urls_found <> 100 ORDER BY domain LIMIT 5"), {"b": r.json()["batch_id"]}).all()
+            for row in short:
+                print(f"  short domain: {tuple(row)}", flush=True)
         engine.dispose()
         return {"seconds": wall, "complete": st["completed_jobs"], "failed": st["failed_jobs"], "pages": pages,
                 "crawls": crawls, "domains_per_min": len(hosts) / wall * 60}

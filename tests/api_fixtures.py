@@ -56,6 +56,14 @@ def _pg_available() -> bool:
         return False
 
 
+def require_pg() -> None:
+    """Skip when PostgreSQL is not there, or fail when SCRAPERSKY_REQUIRE_PG is set (CI)."""
+    if not _pg_available():
+        if os.environ.get("SCRAPERSKY_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL not reachable at {PG_ADMIN} (SCRAPERSKY_REQUIRE_PG is set)")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}")
+
+
 def create_pg_database() -> str:
     import psycopg2
 
@@ -85,8 +93,7 @@ def drop_pg_database(url: str) -> None:
 @pytest.fixture
 def api_pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (schema created on first use)."""
-    if not _pg_available():
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}")
+    require_pg()
     url = create_pg_database()
     try:
         yield url

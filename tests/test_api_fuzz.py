@@ -6,6 +6,8 @@ import json
 import uuid
 
 import pytest
+
+pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,10 +43,9 @@ query = st.dictionaries(st.sampled_from(["limit", "cursor", "format", "change", 
 
 @pytest.fixture(scope="module")
 def fuzz_client(tmp_path_factory):
-    from tests.api_fixtures import _pg_available, create_pg_database, drop_pg_database
+    from tests.api_fixtures import create_pg_database, drop_pg_database, require_pg
 
-    if not _pg_available():
-        pytest.skip("PostgreSQL not reachable")
+    require_pg()
     url = create_pg_database()
     app, c = make_client(make_config(url, f"http://127.0.0.1:{free_port()}", scrapyd_timeout=0.5,
                                      max_body_bytes=64 * 1024))

@@ -16,7 +16,7 @@ import requests
 
 from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import (ScrapydProcess, create_pg_database, drop_pg_database, make_client, make_config,
-                                small_site, wait_until, _pg_available)
+                                small_site, wait_until, require_pg)
 from tests.sites import Resp, Site, SiteServer
 
 API = "/api/v1"
@@ -62,8 +62,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    if not _pg_available():
-        pytest.skip("PostgreSQL not reachable")
+    require_pg()
     tmp = tmp_path_factory.mktemp("api_e2e")
     db_url = create_pg_database()
     sites = SiteServer({}).start()
