@@ -42,6 +42,7 @@ class DatabasePipeline:
         self.job_errors: dict[str, str] = {}  # job id -> why its data could not be stored
         self.finished: set[str] = set()
         self.stats: Any = None
+        self.crawler: Any = None
         self.write_seconds = 0.0  # time the writer spent on the database
         self.wait_seconds = 0.0  # time the crawl waited for the writer (backpressure)
 
@@ -52,6 +53,7 @@ class DatabasePipeline:
         pipeline = cls(url, retries=settings.getint("SCRAPERSKY_DB_RETRIES", 6),
                        max_pending=settings.getint("SCRAPERSKY_DB_QUEUE", 4))
         pipeline.stats = crawler.stats
+        pipeline.crawler = crawler
         return pipeline
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -69,6 +71,7 @@ class DatabasePipeline:
         if self.stats is not None:
             self.stats.set_value("scrapersky/db_write_seconds", round(self.write_seconds, 3))
             self.stats.set_value("scrapersky/db_wait_seconds", round(self.wait_seconds, 3))
+        spider = spider or getattr(self.crawler, "spider", None)  # Scrapy 2.19 may not pass it
         unfinished = [uuid.UUID(j) for j in getattr(spider, "job_ids", lambda: [])() if j not in self.finished]
         if unfinished:
             reason = "interrupted: the crawl stopped before this domain was finished"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import heapq
 import logging
 import time
 import uuid
@@ -99,7 +100,9 @@ class Scan:
     max_pages: int
     base: str = ""  # scheme://host[:port] that answered
     started: float = field(default_factory=time.monotonic)
-    outstanding: int = 0  # requests and callbacks not yet done
+    outstanding: int = 0  # requests and callbacks not yet done (waiting ones included)
+    waiting: list[tuple[int, int, Request]] = field(default_factory=list)  # sitemap requests, a heap
+    fetching: int = 0  # sitemap requests handed to Scrapy and not yet handled
     seen: set[str] = field(default_factory=set)  # sitemap URLs requested this scan
     home_links: list[str] = field(default_factory=list)
     sitemaps_found: int = 0
@@ -223,6 +226,7 @@ class SitemapCrawlSpider(SitemapSpider):
         spider.max_files = settings.getint("SITEMAP_MAX_FILES_PER_DOMAIN")
         spider.chunk = settings.getint("SITEMAP_PAGE_CHUNK")
         spider.probe_well_known = settings.getbool("SITEMAP_PROBE_WELL_KNOWN")
+        spider.per_domain = max(1, settings.getint("SITEMAP_CONCURRENCY_PER_DOMAIN"))
         cap = settings.getint("SITEMAP_MAX_URLS_PER_DOMAIN")
         for scan in spider.scans.values():
             scan.max_pages = min(scan.max_pages, cap)
@@ -316,14 +320,24 @@ class SitemapCrawlSpider(SitemapSpider):
             yield record
             return
         scan.outstanding += 1
-        yield Request(
+        priority = 0 if probe else 10 + depth  # listed sitemaps before guesses; deeper first
+        request = Request(
             url,
             callback=self._tracked(self._parse_sitemap_file),
             errback=self._tracked(self._sitemap_failed),
             meta={"scan": scan, "record": record, "depth": depth, "probe": probe, "handle_httpstatus_list": ERROR_STATUSES},
             dont_filter=True,
-            priority=0 if probe else 10 + depth,  # listed sitemaps before guesses; deeper first
+            priority=priority,
         )
+        heapq.heappush(scan.waiting, (-priority, len(scan.seen), request))
+        yield from self._release(scan)
+
+    def _release(self, scan: Scan) -> Iterator[Request]:
+        """Hand sitemap requests to Scrapy, at most SITEMAP_CONCURRENCY_PER_DOMAIN at a time: a
+        sitemap's body stays in memory until it is parsed, so this bounds memory per domain."""
+        while scan.waiting and scan.fetching < self.per_domain:
+            scan.fetching += 1
+            yield heapq.heappop(scan.waiting)[2]
 
     def _sitemap_failed(self, failure: Failure) -> Iterator[Any]:
         meta = failure.request.meta
@@ -422,12 +436,16 @@ class SitemapCrawlSpider(SitemapSpider):
         job comes out of whichever callback finishes the domain's last request."""
 
         def run(arg: Any) -> Iterator[Any]:
-            scan: Scan = (arg.request if isinstance(arg, Failure) else arg).meta["scan"]
+            meta = (arg.request if isinstance(arg, Failure) else arg).meta
+            scan: Scan = meta["scan"]
             try:
                 yield from handler(arg)
             except Exception as exc:  # a bug or a hostile file must not stop the other domains
                 logger.exception("error while handling %s", getattr(arg, "url", None) or arg.request.url)
                 scan.error = scan.error or one_line(f"{type(exc).__name__}: {exc}")
+            if "record" in meta:  # a sitemap request is done: let the next one go
+                scan.fetching -= 1
+                yield from self._release(scan)
             scan.outstanding -= 1
             if scan.outstanding <= 0 and not scan.finished:
                 yield self._finish(scan)
