@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+# `https:/x`, `mailto:x`, `https//x`: a scheme gone wrong (a digit after the colon is a port)
+_SCHEME_TYPO = re.compile(r"^[a-z][a-z0-9+.-]*:(?!\d|//)|^https?//", re.I)
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -22,6 +24,8 @@ def parse_domain(text: str) -> tuple[str, str | None]:
     if not text:
         raise DomainError("empty")
     scheme = None
+    if _SCHEME_TYPO.match(text) and "://" not in text:
+        raise DomainError(f"malformed URL {text!r}: write https://host or just the host")
     if "://" in text:
         scheme = text.split("://", 1)[0].lower()
         if scheme not in ("http", "https"):
@@ -34,6 +38,10 @@ def parse_domain(text: str) -> tuple[str, str | None]:
         raise DomainError(str(exc)) from None
     if not host:
         raise DomainError("no host name")
+    if any(not label for label in host.split(".")):
+        raise DomainError(f"{host!r} has an empty label (two dots in a row?)")
+    if len(host) > 253:
+        raise DomainError(f"host name longer than 253 characters ({len(host)})")
     try:
         host = host.encode("idna").decode("ascii").lower()
     except UnicodeError:

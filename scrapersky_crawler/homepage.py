@@ -25,6 +25,11 @@ _SITEMAP_SUFFIXES = (".xml", ".xml.gz", ".gz", ".txt")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+def _selector(body: bytes, encoding: str) -> Selector:
+    # parsel refuses an empty body; an empty page is an empty document
+    return Selector(body=body if body.strip() else b"<html></html>", type="html", encoding=encoding)
+
+
 def _first(sel: Selector, *queries: str) -> str | None:
     for query in queries:
         value = sel.xpath(query).get()
@@ -36,7 +41,7 @@ def _first(sel: Selector, *queries: str) -> str | None:
 def read_home_page(body: bytes, url: str, encoding: str = "utf-8") -> dict[str, Any]:
     """The home page's metadata: title, description, language, favicon, generator, WordPress,
     emails, phones and social links. Missing values are None (lists and dicts: empty)."""
-    sel = Selector(body=body, type="html", encoding=encoding)
+    sel = _selector(body, encoding)
     generator = _first(sel, "//meta[translate(@name,'GENERATOR','generator')='generator']/@content")
     favicon = _first(
         sel,
@@ -92,7 +97,7 @@ def read_home_page(body: bytes, url: str, encoding: str = "utf-8") -> dict[str, 
 def sitemap_links(body: bytes, url: str, encoding: str = "utf-8") -> list[str]:
     """Sitemap URLs linked from a page: `<link rel="sitemap">` and `<a href>` whose path names a
     sitemap file (contains "sitemap" and ends in .xml, .xml.gz, .gz or .txt)."""
-    sel = Selector(body=body, type="html", encoding=encoding)
+    sel = _selector(body, encoding)
     found: dict[str, None] = {}
     for href in sel.xpath("//link[translate(@rel,'SITEMAP','sitemap')='sitemap']/@href").getall():
         if href.strip():

@@ -28,6 +28,8 @@ from protego import Protego
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # the protocol's 50 MB, with margin
 CHUNK_SIZE = 256 * 1024
+GZIP_INPUT_STEP = 16 * 1024
+_HEAD_BYTES = 4096  # where the generator and HTML are recognised
 MAX_URL_LENGTH = 2048
 CHANGEFREQS = frozenset({"always", "hourly", "daily", "weekly", "monthly", "yearly", "never"})
 _LEADING_JUNK = b"\xef\xbb\xbf \t\r\n\x00"
@@ -183,54 +185,72 @@ class SitemapReader:
     # -- decompression -------------------------------------------------------------------------
 
     def _raw_chunks(self) -> Iterator[bytes]:
-        if not self.gzipped:
-            body, step = self.body, self.chunk_size
-            for start in range(0, len(body), step):
-                yield body[start : start + step]
+        if self.gzipped:
+            yield from self._gunzip_chunks()
             return
-        data = self.body
+        body, step = self.body, self.chunk_size
+        for start in range(0, len(body), step):
+            yield body[start : start + step]
+
+    def _gunzip_chunks(self) -> Iterator[bytes]:
+        """Decompress in steps of GZIP_INPUT_STEP input bytes; on corrupt data, keep what the input
+        before the corruption decompresses to (the step that failed is replayed byte by byte)."""
+        body = memoryview(self.body)
+        pos = 0
         decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            while data:
-                out = decomp.decompress(data, self.chunk_size)
-                if out:
-                    yield out
-                data = decomp.unconsumed_tail
-                if decomp.eof:  # a further gzip member may follow
-                    data = decomp.unused_data
-                    if data[:2] != GZIP_MAGIC:
-                        return
-                    decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            if not decomp.eof:
-                rest = decomp.flush()
-                if rest:
-                    yield rest
-                self._fail("gzip data ends early (truncated download?)", truncated=True)
-        except zlib.error as exc:
-            self._fail(f"corrupt gzip data: {exc}", truncated=True)
+        pending = b""
+        while pending or pos < len(body):
+            if not pending:
+                pending = bytes(body[pos : pos + GZIP_INPUT_STEP])
+                pos += len(pending)
+            saved = decomp.copy()
+            try:
+                out = decomp.decompress(pending, self.chunk_size)
+            except zlib.error as exc:
+                yield from _salvage(saved, pending)
+                self._fail(f"corrupt gzip data: {exc}", truncated=True)
+                return
+            pending = decomp.unconsumed_tail
+            if out:
+                yield out
+            if decomp.eof:  # a further gzip member may follow; anything else after it is ignored
+                rest = decomp.unused_data + bytes(body[pos:])
+                if rest[:2] != GZIP_MAGIC:
+                    return
+                body, pos, pending = memoryview(rest), 0, b""
+                decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        rest = decomp.flush()
+        if rest:
+            yield rest
+        self._fail("gzip data ends early (truncated download?)", truncated=True)
 
     def _chunks(self) -> Iterator[bytes]:
         """Decompressed chunks, leading BOM/whitespace removed, capped at `max_bytes`."""
         started = False
-        for chunk in self._raw_chunks():
-            if not started:
-                chunk = chunk.lstrip(_LEADING_JUNK)
-                if not chunk:
-                    continue
-                started = True
-                self.generator = detect_generator(chunk[:4096])
-            room = self.max_bytes - self.size
-            if len(chunk) > room:
-                chunk = chunk[: max(room, 0)]
+        head = b""
+        try:
+            for chunk in self._raw_chunks():
+                if not started:
+                    chunk = chunk.lstrip(_LEADING_JUNK)
+                    if not chunk:
+                        continue
+                    started = True
+                if len(head) < _HEAD_BYTES:
+                    head += chunk[: _HEAD_BYTES - len(head)]
+                room = self.max_bytes - self.size
+                if len(chunk) > room:
+                    chunk = chunk[: max(room, 0)]
+                    self.size += len(chunk)
+                    if chunk:
+                        self._tail = chunk[-256:]
+                        yield chunk
+                    self._fail(f"larger than {self.max_bytes} bytes after decompression; entries after that cut", truncated=True)
+                    return
                 self.size += len(chunk)
-                if chunk:
-                    self._tail = chunk[-256:]
-                    yield chunk
-                self._fail(f"larger than {self.max_bytes} bytes after decompression; entries after that cut", truncated=True)
-                return
-            self.size += len(chunk)
-            self._tail = (self._tail + chunk)[-256:] if len(chunk) < 256 else chunk[-256:]
-            yield chunk
+                self._tail = (self._tail + chunk)[-256:] if len(chunk) < 256 else chunk[-256:]
+                yield chunk
+        finally:
+            self.generator = detect_generator(head) if head else None
 
     def _fail(self, message: str, *, truncated: bool = False) -> None:
         if self.error is None:
@@ -245,6 +265,9 @@ class SitemapReader:
         if first is None:
             if self.error is None:
                 self.error = "empty body"
+            return
+        if _looks_like_html(first):
+            self.error = "not a sitemap: an HTML page (soft 404?)"
             return
         if first[:1] == b"<":
             yield from self._iter_xml(first, chunks)
@@ -266,7 +289,7 @@ class SitemapReader:
             return None
         if "://" not in raw[:12]:
             raw = urljoin(self.url, raw)
-        if raw.startswith(("http://", "https://")) and " " not in raw:
+        if raw[:8].lower().startswith(("http://", "https://")) and " " not in raw:
             return raw
         return None
 
@@ -278,11 +301,14 @@ class SitemapReader:
             yield from self._text_lines(lines)
         if pending and not self.truncated:
             yield from self._text_lines([pending])
+        if not self.url_count:
+            self.type = None
+            self.error = self.error or "not a sitemap: neither XML nor a list of URLs"
 
     def _text_lines(self, lines: list[bytes]) -> Iterator[dict[str, Any]]:
         for line in lines:
             line = line.strip()
-            if not line.startswith((b"http://", b"https://")):
+            if not line[:8].lower().startswith((b"http://", b"https://")):
                 continue
             loc = self._loc(line.decode("utf-8", "replace"))
             if loc:
@@ -301,7 +327,6 @@ class SitemapReader:
             load_dtd=False,
             remove_comments=True,
             remove_pis=True,
-            collect_ids=False,
             huge_tree=False,
         )
         state = _XmlState()
@@ -487,6 +512,22 @@ class _XmlState:
         self.stop = False
 
 
+def _looks_like_html(first: bytes) -> bool:
+    start = first[:64].lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+def _salvage(decomp: Any, data: bytes) -> Iterator[bytes]:
+    """What `data` decompresses to up to its first corrupt byte."""
+    for i in range(len(data)):
+        try:
+            out = decomp.decompress(data[i : i + 1])
+        except zlib.error:
+            return
+        if out:
+            yield out
+
+
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
@@ -529,6 +570,7 @@ def _news(elem: Any) -> dict[str, str] | None:
 
 # -- robots.txt ------------------------------------------------------------------------------------
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _SITE_MAP = re.compile(r"^(\s*)site-map(\s*):", re.I | re.M)
 
 
@@ -538,7 +580,9 @@ def sitemap_urls_from_robots(body: bytes, base_url: str) -> list[str]:
     Protego does the parsing (any case, odd spacing, trailing comments, CRLF, any user-agent group);
     before it, a BOM is removed and the `Site-map:` spelling is read as `Sitemap:`.
     """
-    text = body.decode("utf-8", "replace").lstrip("\ufeff")
+    text = body.decode("utf-8", "surrogateescape").lstrip("\ufeff")
+    # bytes that are not UTF-8 are kept, percent-encoded
+    text = _NOT_UTF8.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", text)
     text = _SITE_MAP.sub(r"\1sitemap\2:", text)
     seen: dict[str, None] = {}
     for url in Protego.parse(text).sitemaps:

@@ -81,11 +81,6 @@ def test_reasons_name_the_problem() -> None:
         parse_domain("-bad-.com")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a scheme typo is read as a host name: 'https:/example.com' and 'https//example.com' give "
-    "('https', None), so the user's domain is silently replaced by the host 'https'",
-)
 @pytest.mark.parametrize("text", ["https:/example.com", "https//example.com"])
 def test_scheme_typo_is_not_taken_as_the_host(text: str) -> None:
     try:

@@ -191,11 +191,6 @@ def test_degenerate_pages(body: bytes) -> None:
     assert sitemap_links(body, HOME) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an empty body (HTTP 200, Content-Length 0) raises ValueError('Selector needs text, body, or "
-    "root arguments') from parsel instead of returning empty metadata / no links",
-)
 @pytest.mark.parametrize("func", [read_home_page, sitemap_links], ids=["read_home_page", "sitemap_links"])
 def test_empty_body(func) -> None:
     result = func(b"", HOME)

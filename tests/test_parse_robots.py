@@ -122,12 +122,6 @@ def test_non_utf8_bytes_do_not_break_other_lines() -> None:
     assert sitemaps(body) == ["https://example.com/a.xml", "https://example.com/b.xml"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): robots.txt bytes are decoded as UTF-8 with errors='replace', so a Latin-1 byte in a "
-    "Sitemap URL becomes U+FFFD ('caf\\ufffd.xml'), a URL that names a different file; expected the byte "
-    "kept (percent-encoded %E9, or at least decoded as Latin-1)",
-)
 def test_non_utf8_sitemap_url_not_mangled() -> None:
     urls = sitemaps(b"Sitemap: https://example.com/caf\xe9.xml\nSitemap: https://example.com/b.xml\n")
     assert urls[1:] == ["https://example.com/b.xml"]
