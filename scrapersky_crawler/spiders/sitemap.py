@@ -325,7 +325,7 @@ class SitemapCrawlSpider(SitemapSpider):
             url,
             callback=self._tracked(self._parse_sitemap_file),
             errback=self._tracked(self._sitemap_failed),
-            meta={"scan": scan, "record": record, "depth": depth, "probe": probe, "handle_httpstatus_list": ERROR_STATUSES},
+            meta={"scan": scan, "record": record, "sitemap_depth": depth, "probe": probe, "handle_httpstatus_list": ERROR_STATUSES},
             dont_filter=True,
             priority=priority,
         )
@@ -376,7 +376,7 @@ class SitemapCrawlSpider(SitemapSpider):
                 yield record
             return
         reader = SitemapReader(response.body, final_url, max_bytes=self.max_bytes)
-        yield from self._read_sitemap(scan, record, reader, self.sitemap_filter(reader), meta["depth"], probe)
+        yield from self._read_sitemap(scan, record, reader, self.sitemap_filter(reader), meta["sitemap_depth"], probe)
 
     def _read_sitemap(
         self, scan: Scan, record: SitemapFile, reader: SitemapReader, entries: Iterable[dict[str, Any]], depth: int, probe: bool
