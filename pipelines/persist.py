@@ -1,8 +1,9 @@
 """The item pipeline that keeps a crawl in the database.
 
 All database work runs on one background thread, in item order, so parsing (reactor thread) and
-writing overlap. Items wait in a small bounded queue: when the database falls behind, `process_item`
-blocks until there is room, so memory stays flat whatever the size of the site. Failed writes are retried with
+writing overlap; the items waiting are stored together, one transaction per group. Only a few page
+chunks may wait: when the database falls behind, `process_item` blocks until there is room, so
+memory stays flat whatever the size of the site. Failed writes are retried with
 back-off (the database may restart under us); a job whose data could not be stored ends `failed`.
 When the crawl ends — finished, Ctrl-C or SIGTERM — jobs it carried that have not ended are marked
 `failed` with the reason, so none stays `running` after the process is gone.
@@ -14,6 +15,7 @@ import dataclasses
 import datetime as dt
 import logging
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +28,8 @@ from pipelines import store
 from pipelines.db import database_url, get_engine
 from pipelines.status import JobStatus
 
+GROUP_ITEMS = 200  # items stored per transaction at most (small items of many domains add up)
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -35,7 +39,8 @@ class DatabasePipeline:
         self.url = url
         self.retries = retries
         self.engine: Any = None
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.page_slots = threading.BoundedSemaphore(max_pending)  # page chunks waiting for the writer
         self.writer: threading.Thread | None = None
         self.domain_ids: dict[str, int] = {}  # job id -> domain id
         self.sitemap_ids: dict[tuple[int, str], int] = {}
@@ -80,52 +85,75 @@ class DatabasePipeline:
                 logger.warning("marked %d unfinished job(s) failed", marked)
 
     def _write_items(self) -> None:
+        """The writer thread: stores queued items in order, several per transaction."""
         while True:
-            work = self.queue.get()
-            if work is None:
-                return
-            handler, item = work
+            group = [self.queue.get()]
+            while group[-1] is not None and len(group) < GROUP_ITEMS:
+                try:
+                    group.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            done = group[-1] is None
+            work = [w for w in group if w is not None]
             started = time.perf_counter()
-            try:
-                handler(self, item)
-            except Exception as exc:
-                logger.exception("could not store %s of %s", type(item).__name__, getattr(item, "domain", "?"))
-                job_id = getattr(item, "job_id", None)
-                if job_id:
-                    self.job_errors.setdefault(job_id, f"database error: {_line(exc)}")
+            if work:
+                self._store(work)
             self.write_seconds += time.perf_counter() - started
+            for handler, item in work:
+                if _is_pages(item):
+                    self.page_slots.release()
+            if done:
+                return
+
+    def _store(self, work: list[tuple[Callable[..., None], Any]]) -> None:
+        """One transaction for the group; if it fails for good, item by item, so that only the job
+        whose data cannot be stored is affected."""
+        try:
+            self._write(lambda conn: [handler(self, conn, item) for handler, item in work])
+            return
+        except Exception:
+            if len(work) == 1:
+                self._record_failure(*work[0])
+                return
+        for handler, item in work:
+            try:
+                self._write(lambda conn: handler(self, conn, item))
+            except Exception:
+                self._record_failure(handler, item)
+
+    def _record_failure(self, handler: Any, item: Any) -> None:
+        logger.exception("could not store %s of %s", type(item).__name__, getattr(item, "domain", "?"))
+        job_id = getattr(item, "job_id", None)
+        if job_id:
+            exc = sys.exc_info()[1]
+            self.job_errors.setdefault(job_id, f"database error: {_line(exc) if exc else 'unknown'}")
 
     # -- items ----------------------------------------------------------------------------------
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         handler = self._handlers.get(type(item).__name__)
         if handler is not None:
-            try:
-                self.queue.put_nowait((handler, item))
-            except queue.Full:  # the writer is behind: the crawl waits (backpressure)
-                started = time.perf_counter()
-                self.queue.put((handler, item))
-                self.wait_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            if _is_pages(item):  # page chunks are big: few may wait (backpressure)
+                self.page_slots.acquire()
+            self.queue.put((handler, item))
+            self.wait_seconds += time.perf_counter() - started
         return item
 
-    def _job_started(self, item: Any) -> None:
-        job_id = uuid.UUID(item.job_id)
+    def _job_started(self, conn: Any, item: Any) -> None:
+        domain_id = store.ensure_domain(conn, item.domain)
+        self.domain_ids[item.job_id] = domain_id
+        batch = uuid.UUID(item.batch_id) if item.batch_id else None
+        if not store.start_job(conn, uuid.UUID(item.job_id), item.domain, domain_id, batch, item.options,
+                               item.started_at):
+            logger.info("job %s is already final; its results are still stored", item.job_id)
 
-        def write(conn: Any) -> None:
-            domain_id = store.ensure_domain(conn, item.domain)
-            self.domain_ids[item.job_id] = domain_id
-            batch = uuid.UUID(item.batch_id) if item.batch_id else None
-            if not store.start_job(conn, job_id, item.domain, domain_id, batch, item.options, item.started_at):
-                logger.info("job %s is already final; its results are still stored", item.job_id)
-
-        self._write(write)
-
-    def _home_page(self, item: Any) -> None:
+    def _home_page(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
         if domain_id is not None:
-            self._write(lambda conn: store.save_home_page(conn, domain_id, item.url, item.metadata))
+            store.save_home_page(conn, domain_id, item.url, item.metadata)
 
-    def _sitemap_file(self, item: Any) -> None:
+    def _sitemap_file(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
         if domain_id is None:
             return
@@ -135,30 +163,25 @@ class DatabasePipeline:
         count = item.url_count or 0
         for share in ("lastmod", "priority", "changefreq"):
             fields[f"{share}_share"] = round(getattr(item, f"{share}_count") / count, 4) if count else None
-        job_id = uuid.UUID(item.job_id)
-        self.sitemap_ids[(domain_id, item.url)] = self._write(
-            lambda conn: store.upsert_sitemap(conn, domain_id, job_id, fields))
+        self.sitemap_ids[(domain_id, item.url)] = store.upsert_sitemap(conn, domain_id, uuid.UUID(item.job_id), fields)
 
-    def _page_batch(self, item: Any) -> None:
+    def _page_batch(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
         if domain_id is None:
             return
         sitemap_id = self.sitemap_ids.get((domain_id, item.sitemap_url))
-        job_id = uuid.UUID(item.job_id)
-        now = _now()
-        self._write(lambda conn: store.upsert_pages(conn, domain_id, sitemap_id, job_id, now, item.pages))
+        store.upsert_pages(conn, domain_id, sitemap_id, uuid.UUID(item.job_id), _now(), item.pages)
 
-    def _job_finished(self, item: Any) -> None:
+    def _job_finished(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
         status = JobStatus(item.status)
         error = item.error
         if item.job_id in self.job_errors:
             status, error = JobStatus.FAILED, self.job_errors[item.job_id]
-        job_id = uuid.UUID(item.job_id)
-        self._write(lambda conn: store.finish_job(conn, job_id, domain_id, status, error, item.finished_at, item.stats))
+        store.finish_job(conn, uuid.UUID(item.job_id), domain_id, status, error, item.finished_at, item.stats)
         self.finished.add(item.job_id)
 
-    _handlers: dict[str, Callable[[DatabasePipeline, Any], None]] = {
+    _handlers: dict[str, Callable[[DatabasePipeline, Any, Any], None]] = {
         "JobStarted": _job_started,
         "HomePage": _home_page,
         "SitemapFile": _sitemap_file,
@@ -201,3 +224,7 @@ def _now() -> dt.datetime:
 def _line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return " ".join(text.split())[:200]
+
+
+def _is_pages(item: Any) -> bool:
+    return type(item).__name__ == "PageBatch"

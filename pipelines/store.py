@@ -101,10 +101,12 @@ def upsert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_i
         return len(rows)
     stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"],
                                       set_={name: stmt.excluded[name] for name in _PAGE_UPDATES})
-    return conn.execute(stmt).rowcount
+    written = conn.execute(stmt).rowcount
+    conn.exec_driver_sql("TRUNCATE page_stage")  # the next chunk may come in the same transaction
+    return written
 
 
-# PostgreSQL: pages are COPYed into a temporary staging table (emptied at commit), then upserted
+# PostgreSQL: pages are COPYed into a temporary staging table (emptied after use), then upserted
 # with one INSERT ... SELECT ... ON CONFLICT: per-row statements cost ~20x more.
 _STAGED = ("url", "lastmod", "changefreq", "priority", "alternates", "images", "news", "videos")
 _stage = Table("page_stage", MetaData(), *(Column(name, _pages.c[name].type) for name in _STAGED))

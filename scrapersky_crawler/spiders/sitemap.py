@@ -98,6 +98,7 @@ class Scan:
     scheme: str | None  # None: try https, then http
     batch_id: str | None
     max_pages: int
+    rank: int = 0  # position in the crawl: earlier domains get their requests first
     base: str = ""  # scheme://host[:port] that answered
     started: float = field(default_factory=time.monotonic)
     outstanding: int = 0  # requests and callbacks not yet done (waiting ones included)
@@ -225,7 +226,10 @@ class SitemapCrawlSpider(SitemapSpider):
         spider.max_depth = settings.getint("SITEMAP_MAX_DEPTH")
         spider.max_files = settings.getint("SITEMAP_MAX_FILES_PER_DOMAIN")
         spider.chunk = settings.getint("SITEMAP_PAGE_CHUNK")
-        spider.probe_well_known = settings.getbool("SITEMAP_PROBE_WELL_KNOWN")
+        probe = str(settings.get("SITEMAP_PROBE_WELL_KNOWN")).strip().lower()
+        spider.probe_well_known = {"true": "always", "1": "always", "false": "never", "0": "never"}.get(probe, probe)
+        if spider.probe_well_known not in ("always", "fallback", "never"):
+            raise ValueError(f"SITEMAP_PROBE_WELL_KNOWN must be always, fallback or never, not {probe!r}")
         spider.per_domain = max(1, settings.getint("SITEMAP_CONCURRENCY_PER_DOMAIN"))
         cap = settings.getint("SITEMAP_MAX_URLS_PER_DOMAIN")
         for scan in spider.scans.values():
@@ -239,7 +243,8 @@ class SitemapCrawlSpider(SitemapSpider):
     # -- start: home page, robots.txt, discovery ------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
-        for scan in self.scans.values():
+        for rank, scan in enumerate(self.scans.values()):
+            scan.rank = rank
             yield JobStarted(scan.job_id, scan.domain, scan.batch_id, scan.options, utcnow())
             scan.outstanding += 1
             yield self._home_request(scan, scan.scheme or "https")
@@ -254,6 +259,7 @@ class SitemapCrawlSpider(SitemapSpider):
             errback=self._tracked(self._home_failed),
             meta=meta,
             dont_filter=True,
+            priority=_priority(scan, 30),
         )
 
     def _home_failed(self, failure: Failure) -> Iterator[Any]:
@@ -280,6 +286,7 @@ class SitemapCrawlSpider(SitemapSpider):
             errback=self._tracked(self._robots_failed),
             meta={"scan": scan, "handle_httpstatus_list": ERROR_STATUSES},
             dont_filter=True,
+            priority=_priority(scan, 30),
         )
 
     def _parse_robots(self, response: Response) -> Iterator[Any]:
@@ -295,7 +302,7 @@ class SitemapCrawlSpider(SitemapSpider):
             yield from self._sitemap_request(scan, url, DiscoveredBy.ROBOTS, None, 1)
         for url in scan.home_links:
             yield from self._sitemap_request(scan, url, DiscoveredBy.HOME_PAGE, scan.base + "/", 1)
-        if self.probe_well_known:
+        if self.probe_well_known == "always" or (self.probe_well_known == "fallback" and not scan.seen):
             for path in WELL_KNOWN_PATHS:
                 yield from self._sitemap_request(scan, scan.base + path, DiscoveredBy.WELL_KNOWN, None, 1, probe=True)
 
@@ -320,7 +327,7 @@ class SitemapCrawlSpider(SitemapSpider):
             yield record
             return
         scan.outstanding += 1
-        priority = 0 if probe else 10 + depth  # listed sitemaps before guesses; deeper first
+        priority = _priority(scan, 0 if probe else 10 + depth)  # listed sitemaps before guesses; deeper first
         request = Request(
             url,
             callback=self._tracked(self._parse_sitemap_file),
@@ -489,6 +496,12 @@ class SitemapCrawlSpider(SitemapSpider):
 
     def parse(self, response: Response) -> None:  # SitemapSpider's default rule target; unused
         return None
+
+
+def _priority(scan: Scan, kind: int) -> int:
+    """Scrapy request priority: a domain's requests before those of later domains (so domains finish
+    one after another and a batch's progress moves steadily), then by kind of request."""
+    return kind - 100 * scan.rank
 
 
 def _header(response: Response, name: bytes) -> str | None:
