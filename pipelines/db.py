@@ -7,11 +7,14 @@ first use (`get_engine`) or by hand with `python -m pipelines.db upgrade`.
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -23,7 +26,8 @@ DEFAULT_SQLITE_FILE = "scrapersky.db"
 _MIGRATION_LOCK_ID = 0x5C5A_0001
 
 _engines: dict[str, Engine] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
+_unpacked: Path | None = None
 
 
 def database_url(env: dict[str, str] | None = None) -> str:
@@ -67,12 +71,36 @@ def upgrade(engine: Engine) -> None:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts as a real folder: the package's own, or, when the package runs from a
+    zipped egg (a scrapyd deployment), a copy unpacked once into a temporary folder."""
+    global _unpacked
+    if MIGRATIONS.is_dir():
+        return MIGRATIONS
+    with _lock:
+        if _unpacked is None:
+            target = Path(tempfile.mkdtemp(prefix="scrapersky-migrations-"))
+            _copy_tree(importlib.resources.files("pipelines").joinpath("migrations"), target)
+            _unpacked = target
+        return _unpacked
+
+
+def _copy_tree(source: Any, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        if entry.is_dir():
+            if entry.name != "__pycache__":
+                _copy_tree(entry, target / entry.name)
+        else:
+            (target / entry.name).write_bytes(entry.read_bytes())
 
 
 def get_engine(url: str | None = None) -> Engine:

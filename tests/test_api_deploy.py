@@ -54,8 +54,6 @@ def test_scrapyd_deploy_egg_to_a_second_scrapyd(tmp_path, api_pg_url, api_sites)
     remote.stop()
 
 
-@pytest.mark.xfail(reason="pipelines.db.upgrade needs pipelines/migrations as a real folder; inside an egg "
-                          "it is neither packaged nor a directory (alembic: Path doesn't exist)", strict=False)
 def test_egg_crawl_runs_through_the_api(tmp_path, api_pg_url, api_sites):
     remote = deploy_to_second_scrapyd(tmp_path, api_pg_url, api_sites)
     try:
