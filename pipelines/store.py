@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, and_, func, literal, select, update
+from sqlalchemy import Column, MetaData, Table, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -37,9 +37,9 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 
 def ensure_domain(conn: Connection, name: str) -> int:
-    conn.execute(_insert(conn, _domains).values(name=name, url_count=0, sitemap_count=0).on_conflict_do_nothing(
-        index_elements=["name"]))
-    return conn.execute(select(_domains.c.id).where(_domains.c.name == name)).scalar_one()
+    stmt = _insert(conn, _domains).values(name=name, url_count=0, sitemap_count=0)
+    stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"name": stmt.excluded.name})
+    return conn.execute(stmt.returning(_domains.c.id)).scalar_one()
 
 
 def start_job(conn: Connection, job_id: uuid.UUID, domain: str, domain_id: int, batch_id: uuid.UUID | None,
@@ -70,9 +70,7 @@ def upsert_sitemap(conn: Connection, domain_id: int, job_id: uuid.UUID, fields: 
     values = {**fields, "domain_id": domain_id, "last_job_id": job_id}
     stmt = _insert(conn, _sitemaps).values(first_job_id=job_id, **values)
     stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"], set_=values)
-    conn.execute(stmt)
-    return conn.execute(select(_sitemaps.c.id).where(
-        _sitemaps.c.domain_id == domain_id, _sitemaps.c.url == fields["url"])).scalar_one()
+    return conn.execute(stmt.returning(_sitemaps.c.id)).scalar_one()
 
 
 def upsert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_id: uuid.UUID, now: dt.datetime,
@@ -82,7 +80,6 @@ def upsert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_i
     if not entries:
         return 0
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")  # the job's final commit is synchronous
         _stage_pages_postgresql(conn, entries)
         constants = {"domain_id": domain_id, "sitemap_id": sitemap_id, "first_seen_job_id": job_id,
                      "last_seen_job_id": job_id, "first_seen_at": now, "last_seen_at": now}
@@ -102,7 +99,7 @@ def upsert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_i
     stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"],
                                       set_={name: stmt.excluded[name] for name in _PAGE_UPDATES})
     written = conn.execute(stmt).rowcount
-    conn.exec_driver_sql("TRUNCATE page_stage")  # the next chunk may come in the same transaction
+    conn.exec_driver_sql("DELETE FROM page_stage")  # the next chunk may come in the same transaction
     return written
 
 
@@ -111,8 +108,7 @@ def upsert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_i
 _STAGED = ("url", "lastmod", "changefreq", "priority", "alternates", "images", "news", "videos")
 _stage = Table("page_stage", MetaData(), *(Column(name, _pages.c[name].type) for name in _STAGED))
 _STAGE_DDL = ("CREATE TEMPORARY TABLE IF NOT EXISTS page_stage (url text COLLATE \"C\", lastmod timestamptz, "
-              "changefreq varchar(16), priority float8, alternates jsonb, images jsonb, news jsonb, videos jsonb) "
-              "ON COMMIT DELETE ROWS")
+              "changefreq varchar(16), priority float8, alternates jsonb, images jsonb, news jsonb, videos jsonb)")
 _COPY = f"COPY page_stage ({', '.join(_STAGED)}) FROM STDIN WITH (FORMAT csv)"
 
 
@@ -144,23 +140,25 @@ def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, statu
     from the pages table: found = last seen by this job, new = first seen by it, removed = last seen
     by the domain's previous complete scan and not by this one."""
     counts = {"urls_found": 0, "new_urls": 0, "removed_urls": 0}
-    previous = None
     if domain_id is not None:
         previous = conn.execute(select(Domain.last_job_id).where(Domain.id == domain_id)).scalar_one_or_none()
-        counts["urls_found"] = _count(conn, _pages, and_(_pages.c.domain_id == domain_id, _pages.c.last_seen_job_id == job_id))
-        counts["new_urls"] = _count(conn, _pages, and_(_pages.c.domain_id == domain_id, _pages.c.first_seen_job_id == job_id))
-        if previous is not None and previous != job_id:
-            counts["removed_urls"] = _count(
-                conn, _pages, and_(_pages.c.domain_id == domain_id, _pages.c.last_seen_job_id == previous))
+        if previous == job_id:
+            previous = None
+        c = _pages.c
+        row = conn.execute(select(
+            func.count().filter(c.last_seen_job_id == job_id),
+            func.count().filter(c.first_seen_job_id == job_id),
+            func.count().filter(c.last_seen_job_id == previous) if previous is not None else literal(0),
+        ).where(c.domain_id == domain_id)).one()
+        counts = {"urls_found": row[0], "new_urls": row[1], "removed_urls": row[2]}
     known = {k: v for k, v in stats.items() if k in ("sitemaps_found", "sitemaps_failed", "bytes_downloaded",
                                                       "duration_seconds")}
     changed = conn.execute(update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(
         status=status, error=error, finished_at=finished_at, **counts, **known)).rowcount
     if changed and status is JobStatus.COMPLETE and domain_id is not None:
-        sitemap_count = _count(conn, _sitemaps, and_(_sitemaps.c.domain_id == domain_id, _sitemaps.c.last_job_id == job_id,
-                                          _sitemaps.c.type.is_not(None)))
         conn.execute(update(Domain).where(Domain.id == domain_id).values(
-            last_job_id=job_id, last_scan_at=finished_at, url_count=counts["urls_found"], sitemap_count=sitemap_count,
+            last_job_id=job_id, last_scan_at=finished_at, url_count=counts["urls_found"],
+            sitemap_count=stats.get("sitemaps_found", 0),
             first_scan_at=func.coalesce(Domain.first_scan_at, finished_at)))
 
 
@@ -172,7 +170,3 @@ def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str,
         total += conn.execute(update(Job).where(Job.id.in_(ids[start:start + 500]), Job.status.in_(_ACTIVE)).values(
             status=JobStatus.FAILED, error=reason, finished_at=finished_at)).rowcount
     return total
-
-
-def _count(conn: Connection, table: Any, where: Any) -> int:
-    return conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()

@@ -392,10 +392,6 @@ class SitemapCrawlSpider(SitemapSpider):
         batch: list[dict[str, Any]] = []
         seen_here: set[str] = set()
         for entry in entries:
-            if not announced:  # the sitemap row goes first so the pages can point at it
-                announced = True
-                record.type = reader.type
-                yield dataclasses.replace(record)
             if reader.is_index:
                 child = entry["url"]
                 if any(x.search(child) for x in self._follow):
@@ -411,12 +407,13 @@ class SitemapCrawlSpider(SitemapSpider):
             scan.pages += 1
             batch.append(entry)
             if len(batch) >= self.chunk:
+                if not announced:  # the sitemap row goes before its first pages, so they can point at it
+                    announced = True
+                    record.type = reader.type
+                    yield dataclasses.replace(record)
                 self.urls_found += len(batch)
                 yield PageBatch(scan.job_id, scan.domain, record.url, batch)
                 batch = []
-        if batch:
-            self.urls_found += len(batch)
-            yield PageBatch(scan.job_id, scan.domain, record.url, batch)
         if probe and reader.type is None:
             return  # a well-known path that holds no sitemap is not a sitemap of this site
         record.type = reader.type
@@ -435,6 +432,9 @@ class SitemapCrawlSpider(SitemapSpider):
         else:
             scan.sitemaps_found += 1
         yield record
+        if batch:
+            self.urls_found += len(batch)
+            yield PageBatch(scan.job_id, scan.domain, record.url, batch)
 
     # -- bookkeeping: when is a domain done? --------------------------------------------------
 
