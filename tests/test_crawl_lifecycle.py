@@ -65,6 +65,7 @@ def test_max_pages_caps_the_urls_recorded(site_server, run_crawl, db_url):
     job, pages = stored(db_url, job_id)
     assert job.status == "complete"
     assert pages == 30 and job.urls_found == 30
+    assert "progress: 1/1 domains done, 2 sitemaps read, 30 URLs found" in result.stderr
     engine = create_engine(db_url)
     with engine.connect() as conn:
         error = conn.execute(select(Sitemap.error).where(Sitemap.url == "http://capped.test/pages.xml")).scalar_one()

@@ -245,6 +245,7 @@ class SitemapCrawlSpider(SitemapSpider):
     async def start(self) -> AsyncIterator[Any]:
         for rank, scan in enumerate(self.scans.values()):
             scan.rank = rank
+            scan.started = time.monotonic()
             yield JobStarted(scan.job_id, scan.domain, scan.batch_id, scan.options, utcnow())
             scan.outstanding += 1
             yield self._home_request(scan, scan.scheme or "https")
