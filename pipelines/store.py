@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, func, literal, select, update
+from sqlalchemy import Column, MetaData, Table, bindparam, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -36,41 +36,64 @@ def _insert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+# Statements built once per dialect, values passed at execution: SQLAlchemy's compiled cache then
+# hits without rebuilding a statement (and its cache key) for every domain and sitemap.
+_BUILT: dict[str, dict[str, Any]] = {}
+_SITEMAP_UPDATES = [c.name for c in _sitemaps.c if c.name not in ("id", "domain_id", "url", "first_job_id")]
+_HOME_COLUMNS = ("home_url", "title", "description", "language", "favicon", "is_wordpress", "wordpress_version",
+                 "generator", "emails", "phones", "social_links")
+
+
+def _statements(conn: Connection) -> dict[str, Any]:
+    built = _BUILT.get(conn.dialect.name)
+    if built is None:
+        domain = _insert(conn, _domains)
+        domain = domain.on_conflict_do_update(index_elements=["name"], set_={"name": domain.excluded.name})
+        sitemap = _insert(conn, _sitemaps)
+        sitemap = sitemap.on_conflict_do_update(index_elements=["domain_id", "url"],
+                                                set_={name: sitemap.excluded[name] for name in _SITEMAP_UPDATES})
+        built = _BUILT[conn.dialect.name] = {
+            "domain": domain.returning(_domains.c.id),
+            "sitemap": sitemap.returning(_sitemaps.c.id),
+            "job": _insert(conn, _jobs).on_conflict_do_nothing(index_elements=["id"]),
+            "job_running": update(_jobs).where(_jobs.c.id == bindparam("p_job"), _jobs.c.status.in_(_ACTIVE)).values(
+                status=JobStatus.RUNNING, started_at=bindparam("p_started"), domain_id=bindparam("p_domain")),
+            "home": update(_domains).where(_domains.c.id == bindparam("p_domain")).values(
+                {name: bindparam(f"p_{name}", type_=_domains.c[name].type) for name in _HOME_COLUMNS}),
+        }
+    return built
+
+
 def ensure_domain(conn: Connection, name: str) -> int:
-    stmt = _insert(conn, _domains).values(name=name, url_count=0, sitemap_count=0)
-    stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"name": stmt.excluded.name})
-    return conn.execute(stmt.returning(_domains.c.id)).scalar_one()
+    return conn.execute(_statements(conn)["domain"], {"name": name, "url_count": 0, "sitemap_count": 0}).scalar_one()
 
 
 def start_job(conn: Connection, job_id: uuid.UUID, domain: str, domain_id: int, batch_id: uuid.UUID | None,
               options: dict[str, Any], started_at: dt.datetime) -> bool:
     """Mark the job running (creating its row when the crawl was started by hand). False when the job
     is already final (e.g. cancelled before its crawl reached it)."""
-    values = {"status": JobStatus.RUNNING, "started_at": started_at, "domain_id": domain_id}
-    changed = conn.execute(update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(**values)).rowcount
-    if changed:
+    statements = _statements(conn)
+    if conn.execute(statements["job_running"], {"p_job": job_id, "p_started": started_at,
+                                                "p_domain": domain_id}).rowcount:
         return True
-    exists = conn.execute(select(Job.id).where(Job.id == job_id)).first()
-    if exists:
+    if conn.execute(select(_jobs.c.id).where(_jobs.c.id == job_id)).first():
         return False
-    conn.execute(_insert(conn, _jobs).values(
-        id=job_id, domain=domain, batch_id=batch_id, options=options, created_at=started_at,
-        sitemaps_found=0, sitemaps_failed=0, urls_found=0, new_urls=0, removed_urls=0, bytes_downloaded=0,
-        **values).on_conflict_do_nothing(index_elements=["id"]))
+    conn.execute(statements["job"], {
+        "id": job_id, "domain": domain, "domain_id": domain_id, "batch_id": batch_id, "options": options,
+        "status": JobStatus.RUNNING, "created_at": started_at, "started_at": started_at, "sitemaps_found": 0,
+        "sitemaps_failed": 0, "urls_found": 0, "new_urls": 0, "removed_urls": 0, "bytes_downloaded": 0})
     return True
 
 
 def save_home_page(conn: Connection, domain_id: int, url: str, metadata: dict[str, Any]) -> None:
-    columns = {c.name for c in _domains.c}
-    values = {k: v for k, v in metadata.items() if k in columns}
-    conn.execute(update(Domain).where(Domain.id == domain_id).values(home_url=url, **values))
+    values = {f"p_{name}": metadata.get(name) for name in _HOME_COLUMNS}
+    conn.execute(_statements(conn)["home"], {**values, "p_home_url": url, "p_domain": domain_id})
 
 
 def upsert_sitemap(conn: Connection, domain_id: int, job_id: uuid.UUID, fields: dict[str, Any]) -> int:
-    values = {**fields, "domain_id": domain_id, "last_job_id": job_id}
-    stmt = _insert(conn, _sitemaps).values(first_job_id=job_id, **values)
-    stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"], set_=values)
-    return conn.execute(stmt.returning(_sitemaps.c.id)).scalar_one()
+    """Insert or refresh a sitemap row; `fields` holds every column but the keys and job ids."""
+    params = {**fields, "domain_id": domain_id, "first_job_id": job_id, "last_job_id": job_id}
+    return conn.execute(_statements(conn)["sitemap"], params).scalar_one()
 
 
 def upsert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_id: uuid.UUID, now: dt.datetime,
