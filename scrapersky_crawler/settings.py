@@ -46,7 +46,9 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "scrapersky_crawler.extensions.ProgressLog": 500,
+    "scrapersky_crawler.extensions.LargeBuffersToSystem": 0,
 }
+SCRAPERSKY_MMAP_THRESHOLD = 1024 * 1024  # buffers from this size on are mmapped (glibc); 0 leaves glibc alone
 # `-O urls.csv` / `.jsonl` / `.json`: one row per page URL (PageBatch items are flattened).
 FEED_EXPORTERS = {
     "csv": "scrapersky_crawler.exporters.PageCsvItemExporter",
