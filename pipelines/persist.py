@@ -99,7 +99,7 @@ class DatabasePipeline:
             if work:
                 self._store(work)
             self.write_seconds += time.perf_counter() - started
-            for handler, item in work:
+            for _, item in work:
                 if _is_pages(item):
                     self.page_slots.release()
             if done:
@@ -117,7 +117,7 @@ class DatabasePipeline:
                 return
         for handler, item in work:
             try:
-                self._write(lambda conn: handler(self, conn, item))
+                self._write(lambda conn, handler=handler, item=item: handler(self, conn, item))
             except Exception:
                 self._record_failure(handler, item)
 

@@ -394,7 +394,6 @@ class SitemapReader:
 
     def _urlset_entry(self, elem: Any) -> dict[str, Any] | None:
         loc = None
-        entry = None
         lastmod = changefreq = priority = None
         alternates = images = videos = news = None
         names = _LOCAL_NAMES

@@ -4,7 +4,6 @@ of a many-domain crawl, and the database going away for a moment while pages are
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess

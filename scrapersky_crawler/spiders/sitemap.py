@@ -123,23 +123,12 @@ class SitemapCrawlSpider(SitemapSpider):
     name = "sitemap"
     sitemap_rules = [("", "parse")]  # page URLs are recorded, never fetched
 
-    def __init__(
-        self,
-        domain: str | None = None,
-        domains: str | None = None,
-        domains_file: str | None = None,
-        job_id: str | None = None,
-        job_ids: str | None = None,
-        batch_id: str | None = None,
-        max_pages: str | int | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ):
+    ARGUMENTS = ("domain", "domains", "domains_file", "job_id", "job_ids", "batch_id", "max_pages")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        own = {name: kwargs.pop(name) for name in self.ARGUMENTS if name in kwargs}
         super().__init__(*args, **kwargs)
-        self.scans: dict[str, Scan] = {
-            scan.domain: scan
-            for scan in self.parse_arguments(domain, domains, domains_file, job_id, job_ids, batch_id, max_pages)
-        }
+        self.scans: dict[str, Scan] = {scan.domain: scan for scan in self.parse_arguments(**own)}
         self._callbacks = {name: self._tracked(getattr(self, name)) for name in (
             "_parse_home", "_home_failed", "_parse_robots", "_robots_failed", "_parse_sitemap_file", "_sitemap_failed")}
         self.domains_done = 0
@@ -170,7 +159,7 @@ class SitemapCrawlSpider(SitemapSpider):
             except ValueError:
                 raise ValueError(f"batch_id must be a UUID, not {batch_id!r}") from None
         scans: dict[str, Scan] = {}
-        for text, jid in zip(inputs, ids):
+        for text, jid in zip(inputs, ids, strict=True):
             try:
                 host, scheme = parse_domain(text)
             except DomainError as exc:
