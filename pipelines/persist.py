@@ -48,6 +48,7 @@ class DatabasePipeline:
         self.finished: set[str] = set()
         self.stats: Any = None
         self.crawler: Any = None
+        self.unreachable = False  # the last write gave up on an unreachable database: don't wait again
         self.write_seconds = 0.0  # time the writer spent on the database
         self.wait_seconds = 0.0  # time the crawl waited for the writer (backpressure)
 
@@ -80,7 +81,11 @@ class DatabasePipeline:
         unfinished = [uuid.UUID(j) for j in getattr(spider, "job_ids", lambda: [])() if j not in self.finished]
         if unfinished:
             reason = "interrupted: the crawl stopped before this domain was finished"
-            marked = self._write(lambda conn: store.fail_unfinished(conn, unfinished, reason, _now()))
+            try:
+                marked = self._write(lambda conn: store.fail_unfinished(conn, unfinished, reason, _now()))
+            except Exception as exc:  # nothing more this process can do; the API's reconciler will
+                logger.error("could not mark %d unfinished job(s) failed: %s", len(unfinished), _line(exc))
+                return
             if marked:
                 logger.warning("marked %d unfinished job(s) failed", marked)
 
@@ -106,14 +111,18 @@ class DatabasePipeline:
                 return
 
     def _store(self, work: list[tuple[Callable[..., None], Any]]) -> None:
-        """One transaction for the group; if it fails for good, item by item, so that only the job
-        whose data cannot be stored is affected."""
+        """One transaction for the group. If the database stays unreachable through the retries, the
+        group's jobs are marked as failing; if the data was refused, the items are stored one by one,
+        so that only the job whose data cannot be stored is affected."""
         try:
             self._write(lambda conn: [handler(self, conn, item) for handler, item in work])
+            self.unreachable = False
             return
-        except Exception:
-            if len(work) == 1:
-                self._record_failure(*work[0])
+        except Exception as exc:
+            if len(work) == 1 or _transient(exc):
+                self.unreachable = _transient(exc)
+                for handler, item in work:
+                    self._record_failure(handler, item)
                 return
         for handler, item in work:
             try:
@@ -202,14 +211,14 @@ class DatabasePipeline:
 
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
         delay = 0.5
-        for attempt in range(1, self.retries + 1):
+        attempts = 1 if self.unreachable else self.retries
+        for attempt in range(1, attempts + 1):
             try:
                 return fn()
             except (OperationalError, DBAPIError) as exc:
-                transient = isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False)
-                if not transient or attempt == self.retries:
+                if not _transient(exc) or attempt == attempts:
                     raise
-                logger.warning("%s failed (%s); retry %d/%d in %.1fs", what, _line(exc), attempt, self.retries - 1, delay)
+                logger.warning("%s failed (%s); retry %d/%d in %.1fs", what, _line(exc), attempt, attempts - 1, delay)
                 time.sleep(delay)
                 if self.engine is not None:
                     self.engine.dispose()
@@ -224,6 +233,11 @@ def _now() -> dt.datetime:
 def _line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return " ".join(text.split())[:200]
+
+
+def _transient(exc: BaseException) -> bool:
+    """The database could not be reached (as opposed to refusing the data)."""
+    return isinstance(exc, OperationalError) or bool(getattr(exc, "connection_invalidated", False))
 
 
 def _is_pages(item: Any) -> bool:

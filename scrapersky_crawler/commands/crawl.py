@@ -1,4 +1,5 @@
-"""`scrapy crawl` with a one-line error for bad spider arguments (instead of a traceback).
+"""`scrapy crawl` with one-line errors (instead of tracebacks) for bad spider arguments and for a
+database that cannot be opened.
 
 Scrapy loads it through COMMANDS_MODULE; everything else is Scrapy's own `crawl` command.
 """
@@ -26,4 +27,31 @@ class Command(ScrapyCrawl):
                     print(f"error: {exc}", file=sys.stderr)
                     self.exitcode = 2
                     return
+        if not self._database_opens():
+            self.exitcode = 1
+            return
         super().run(args, opts)
+
+    def _database_opens(self) -> bool:
+        """When the crawl stores into a database, open it (and bring its schema up to date) first."""
+        if "pipelines.persist.DatabasePipeline" not in self.settings.getdict("ITEM_PIPELINES"):
+            return True
+        from pipelines.db import database_url, get_engine
+
+        url = self.settings.get("DATABASE_URL") or database_url()
+        try:
+            get_engine(url)
+        except Exception as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            print(f"error: cannot open the database {_safe(url)}: {reason}", file=sys.stderr)
+            return False
+        return True
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable DATABASE_URL)"
