@@ -437,7 +437,7 @@ class SitemapReader:
         loc = self._loc(loc) if loc else None
         if not loc:
             return None
-        return {
+        return {  # page_entry's shape, written out: this runs once per URL
             "url": loc,
             "lastmod": lastmod,
             "changefreq": changefreq,

@@ -121,7 +121,7 @@ class Scan:
 
 class SitemapCrawlSpider(SitemapSpider):
     name = "sitemap"
-    sitemap_rules = [("", "parse")]  # page URLs are recorded, never fetched
+    sitemap_rules = ()  # page URLs are recorded, never fetched
 
     ARGUMENTS = ("domain", "domains", "domains_file", "job_id", "job_ids", "batch_id", "max_pages")
 
@@ -403,8 +403,7 @@ class SitemapCrawlSpider(SitemapSpider):
                     announced = True
                     record.type = reader.type
                     yield dataclasses.replace(record)
-                self.urls_found += len(batch)
-                yield PageBatch(scan.job_id, scan.domain, record.url, batch)
+                yield self._page_batch(scan, record, batch)
                 batch = []
         if probe and reader.type is None:
             return  # a well-known path that holds no sitemap is not a sitemap of this site
@@ -425,8 +424,11 @@ class SitemapCrawlSpider(SitemapSpider):
             scan.sitemaps_found += 1
         yield record
         if batch:
-            self.urls_found += len(batch)
-            yield PageBatch(scan.job_id, scan.domain, record.url, batch)
+            yield self._page_batch(scan, record, batch)
+
+    def _page_batch(self, scan: Scan, record: SitemapFile, pages: list[dict[str, Any]]) -> PageBatch:
+        self.urls_found += len(pages)
+        return PageBatch(scan.job_id, scan.domain, record.url, pages)
 
     # -- bookkeeping: when is a domain done? --------------------------------------------------
 
@@ -490,9 +492,6 @@ class SitemapCrawlSpider(SitemapSpider):
         for scan in self.scans.values():
             if not scan.finished:
                 yield self._finish(scan)
-
-    def parse(self, response: Response) -> None:  # SitemapSpider's default rule target; unused
-        return None
 
 
 def _priority(scan: Scan, kind: int) -> int:
