@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pipelines.status import BatchStatus, DiscoveredBy, JobStatus, SitemapType
+from pipelines.status import BatchStatus, DiscoveredBy, JobStatus, Outcome, SitemapType
 
 
 def utcnow() -> dt.datetime:
@@ -64,13 +64,13 @@ JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postg
 URLText = Text().with_variant(Text(collation="C"), "postgresql")
 
 
-def _enum(cls: type, name: str) -> Enum:
+def _enum(cls: type, name: str, length: int = 16) -> Enum:
     return Enum(
         cls,
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=16,
+        length=length,
         values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
@@ -124,6 +124,9 @@ class Job(Base):
     # Added by migration 0002 (API dispatcher): when the job was handed to scrapyd, and how often.
     dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Added by migration 0003: what happened (pipelines.status.Outcome) and the origin that answered.
+    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "job_outcome", length=24))
+    origin: Mapped[str | None] = mapped_column(Text)
 
 
 class Domain(Base):

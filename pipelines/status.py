@@ -1,4 +1,27 @@
-"""The one status vocabulary shared by the spider, the pipelines, the database and the API."""
+"""The one status vocabulary shared by the spider, the pipelines, the database and the API.
+
+A job has a `status` (where it is in its life) and, once final, an `outcome` (what happened):
+
+| status    | outcome           | meaning                                                                     |
+|-----------|-------------------|-----------------------------------------------------------------------------|
+| pending   | -                 | queued, not yet handed to a crawl                                            |
+| running   | -                 | a crawl is scanning it                                                       |
+| complete  | `ok`              | at least one sitemap read, none failed                                       |
+| complete  | `warnings`        | at least one sitemap read; some failed, or the scan hit an error or the cap  |
+|           |                   | (`sitemaps_failed` counts them, `error` keeps the first)                     |
+| complete  | `no_sitemap`      | the site answered, but publishes no sitemap we could find                    |
+| failed    | `unreachable`     | every origin tried failed at connection level or answered 5xx on both the   |
+|           |                   | home page and robots.txt (a dead domain behind a proxy answers 502/503/504)  |
+| failed    | `sitemaps_failed` | sitemaps were found, none could be read                                      |
+| failed    | `interrupted`     | the crawl was stopped (Ctrl-C, SIGTERM, cancel) before the domain finished   |
+| failed    | `crawl_lost`      | the crawl process or its node died, and the retries ran out                  |
+| failed    | `database`        | its data could not be stored (database unreachable for too long)            |
+| failed    | `dispatch`        | scrapyd refused the crawl                                                    |
+| failed    | `error`           | an unexpected error ended the scan                                           |
+| cancelled | `cancelled`       | cancelled by request                                                         |
+
+`error` always holds a one-line reason for a failed job and the first problem of a `warnings` one.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +42,30 @@ class JobStatus(str, enum.Enum):
 
 FINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELLED})
 ACTIVE_JOB_STATUSES = frozenset({JobStatus.PENDING, JobStatus.RUNNING})
+
+
+class Outcome(str, enum.Enum):
+    OK = "ok"
+    WARNINGS = "warnings"
+    NO_SITEMAP = "no_sitemap"
+    UNREACHABLE = "unreachable"
+    SITEMAPS_FAILED = "sitemaps_failed"
+    INTERRUPTED = "interrupted"
+    CRAWL_LOST = "crawl_lost"
+    DATABASE = "database"
+    DISPATCH = "dispatch"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def status(self) -> JobStatus:
+        """The final job status this outcome belongs to."""
+        if self in COMPLETE_OUTCOMES:
+            return JobStatus.COMPLETE
+        return JobStatus.CANCELLED if self is Outcome.CANCELLED else JobStatus.FAILED
+
+
+COMPLETE_OUTCOMES = frozenset({Outcome.OK, Outcome.WARNINGS, Outcome.NO_SITEMAP})
 
 
 class BatchStatus(str, enum.Enum):

@@ -68,3 +68,5 @@ class JobFinished:
     error: str | None
     finished_at: dt.datetime
     stats: dict[str, Any] = field(default_factory=dict)
+    outcome: str | None = None  # a pipelines.status.Outcome value
+    origin: str | None = None  # scheme://host[:port] that answered
