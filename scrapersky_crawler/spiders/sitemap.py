@@ -485,7 +485,8 @@ class SitemapCrawlSpider(SitemapSpider):
         """Safety net: a scan whose last request vanished without a callback still gets its end."""
         unfinished = [scan for scan in self.scans.values() if not scan.finished]
         if unfinished:
-            self.crawler.engine.crawl(Request("data:,", callback=self._finish_unfinished, dont_filter=True))
+            self.crawler.engine.crawl(Request("data:,", callback=self._finish_unfinished, dont_filter=True,
+                                              meta={"scrapersky_internal": True}))
             raise DontCloseSpider
 
     def _finish_unfinished(self, response: Response) -> Iterator[JobFinished]:
