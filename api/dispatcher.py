@@ -205,11 +205,14 @@ class Dispatcher:
                 )
             )
             claimed = conn.execute(
-                select(jobs.c.id, jobs.c.domain).where(jobs.c.scrapyd_jobid == crawl_id).order_by(jobs.c.domain)
+                select(jobs.c.id, jobs.c.domain, jobs.c.options).where(jobs.c.scrapyd_jobid == crawl_id)
+                .order_by(jobs.c.domain)
             ).all()
         if not claimed:
             return None
-        return Claim(crawl_id, node, first["batch_id"], max_pages, [r[0] for r in claimed], [r[1] for r in claimed])
+        # the crawl gets what the user typed (canonical form: `www.` and scheme kept), not the domain key
+        targets = [(r[2] or {}).get("target") or r[1] for r in claimed]
+        return Claim(crawl_id, node, first["batch_id"], max_pages, [r[0] for r in claimed], targets)
 
     def release(self, crawl_id: str, count_attempt: bool, error: str | None = None) -> int:
         """Put a crawl's still-pending jobs back in the queue (or fail them when out of attempts)."""

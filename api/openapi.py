@@ -7,6 +7,7 @@ from typing import Any
 import falcon
 
 from api.http import json_response
+from pipelines.status import Outcome
 
 UUID = {"type": "string", "format": "uuid"}
 TS = {"type": "string", "format": "date-time", "nullable": True}
@@ -30,6 +31,11 @@ CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string"},
           "description": "next_cursor of the previous page"}
 
 
+OUTCOME = {"type": "string", "nullable": True, "enum": [o.value for o in Outcome] + [None],
+           "description": "what happened, once the job is final (see pipelines/status.py): ok, warnings, "
+                          "no_sitemap (complete); unreachable, sitemaps_failed, interrupted, crawl_lost, "
+                          "database, dispatch, error (failed); cancelled"}
+
 def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[str, Any]:
     obj = lambda props, req=(): {"type": "object", "properties": props, **({"required": list(req)} if req else {})}  # noqa: E731
     ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
@@ -48,6 +54,8 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
                               "rejected": {"type": "array", "items": obj({"input": {}, "error": {"type": "string"}})}}),
         "JobStatus": obj({
             "job_id": UUID, "domain": {"type": "string"}, "batch_id": {**UUID, "nullable": True}, "status": STATUS,
+            "outcome": OUTCOME, "origin": {"type": "string", "nullable": True,
+                                          "description": "scheme://host that answered"},
             "created_at": TS, "started_at": TS, "finished_at": TS, "error": {"type": "string", "nullable": True},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
             "result": obj({k: {"type": "integer"} for k in ("sitemaps_found", "sitemaps_failed", "urls_found",
@@ -61,9 +69,12 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
             "batch_id": UUID, "status": {"type": "string", "enum": ["pending", "running", "complete", "cancelled"]},
             **{k: {"type": "integer"} for k in ("total_jobs", "pending_jobs", "running_jobs", "completed_jobs",
                                                  "failed_jobs", "cancelled_jobs", "urls_found")},
+            "outcomes": {"type": "object", "additionalProperties": {"type": "integer"},
+                         "description": "finished jobs per outcome"},
             "progress": {"type": "number"}, "created_at": TS, "started_at": TS, "finished_at": TS,
             "eta_seconds": {"type": "number", "nullable": True},
             "jobs": {"type": "array", "items": obj({"job_id": UUID, "domain": {"type": "string"}, "status": STATUS,
+                                                    "outcome": OUTCOME,
                                                     "error": {"type": "string", "nullable": True}})},
             "next_cursor": {"type": "string", "nullable": True},
         }),

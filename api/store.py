@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, func, select, text, update
 from sqlalchemy.engine import Engine
 
+from pipelines.domains import Site
 from pipelines.models import BatchJob, Domain, Job, Page, Sitemap, utcnow
 from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
 
@@ -63,12 +64,12 @@ class Store:
                                               created_at=utcnow(), options=options or None))
         return job_id
 
-    def create_batch(self, domain_list: list[str], options: dict[str, Any]) -> tuple[uuid.UUID, int]:
+    def create_batch(self, sites: list[Site], options: dict[str, Any]) -> tuple[uuid.UUID, int]:
         batch_id = uuid.uuid4()
         now = utcnow()
-        job_opts = {k: v for k, v in options.items() if k == "max_pages"} or None
-        rows = [dict(id=uuid.uuid4(), domain=d, batch_id=batch_id, status=JobStatus.PENDING, created_at=now,
-                     options=job_opts) for d in domain_list]
+        job_opts = {k: v for k, v in options.items() if k == "max_pages"}
+        rows = [dict(id=uuid.uuid4(), domain=site.name, batch_id=batch_id, status=JobStatus.PENDING, created_at=now,
+                     options={**job_opts, "target": site.target}) for site in sites]
         with self.engine.begin() as conn:
             conn.execute(batches.insert().values(id=batch_id, status=BatchStatus.PENDING, created_at=now,
                                                  total_jobs=len(rows), options=options or None))
@@ -175,13 +176,14 @@ class Store:
 
     def batch_counts(self, batch_id: uuid.UUID, conn=None) -> dict[str, Any]:
         q = (
-            select(jobs.c.status, func.count(), func.coalesce(func.sum(jobs.c.urls_found), 0),
+            select(jobs.c.status, jobs.c.outcome, func.count(), func.coalesce(func.sum(jobs.c.urls_found), 0),
                    func.min(jobs.c.started_at), func.max(jobs.c.finished_at),
                    func.count(jobs.c.scrapyd_jobid))
             .where(jobs.c.batch_id == batch_id)
-            .group_by(jobs.c.status)
+            .group_by(jobs.c.status, jobs.c.outcome)
         )
         counts = {s.value: 0 for s in JobStatus}
+        outcomes: dict[str, int] = {}
         urls = 0
         started = finished = None
         dispatched = 0
@@ -190,21 +192,23 @@ class Store:
                 rows = c.execute(q).all()
         else:
             rows = conn.execute(q).all()
-        for status, n, u, s_at, f_at, n_disp in rows:
-            counts[_status_value(status)] = n
+        for status, outcome, n, u, s_at, f_at, n_disp in rows:
+            counts[_status_value(status)] += n
+            if outcome is not None:
+                outcomes[_status_value(outcome)] = outcomes.get(_status_value(outcome), 0) + n
             urls += int(u or 0)
             dispatched += n_disp
             if s_at is not None and (started is None or s_at < started):
                 started = s_at
             if f_at is not None and (finished is None or f_at > finished):
                 finished = f_at
-        return {"counts": counts, "urls_found": urls, "started_at": started, "last_finished_at": finished,
+        return {"counts": counts, "outcomes": outcomes, "urls_found": urls, "started_at": started, "last_finished_at": finished,
                 "dispatched": dispatched}
 
     def batch_jobs(self, batch_id: uuid.UUID, after_domain: str | None, limit: int,
                    status: str | None = None) -> list[dict[str, Any]]:
-        q = select(jobs.c.id, jobs.c.domain, jobs.c.status, jobs.c.error, jobs.c.urls_found, jobs.c.started_at,
-                   jobs.c.finished_at, jobs.c.scrapyd_jobid).where(jobs.c.batch_id == batch_id)
+        q = select(jobs.c.id, jobs.c.domain, jobs.c.status, jobs.c.outcome, jobs.c.error, jobs.c.urls_found,
+                   jobs.c.started_at, jobs.c.finished_at, jobs.c.scrapyd_jobid).where(jobs.c.batch_id == batch_id)
         if status:
             q = q.where(jobs.c.status == status)
         if after_domain is not None:

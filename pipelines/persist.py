@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipelines import store
 from pipelines.db import database_url, get_engine
-from pipelines.status import JobStatus
+from pipelines.status import JobStatus, Outcome
 
 GROUP_ITEMS = 200  # items stored per transaction at most (small items of many domains add up)
 
@@ -183,11 +183,12 @@ class DatabasePipeline:
 
     def _job_finished(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
-        status = JobStatus(item.status)
-        error = item.error
+        outcome = Outcome(item.outcome) if item.outcome else None
+        status, error = JobStatus(item.status), item.error
         if item.job_id in self.job_errors:
-            status, error = JobStatus.FAILED, self.job_errors[item.job_id]
-        store.finish_job(conn, uuid.UUID(item.job_id), domain_id, status, error, item.finished_at, item.stats)
+            status, outcome, error = JobStatus.FAILED, Outcome.DATABASE, self.job_errors[item.job_id]
+        store.finish_job(conn, uuid.UUID(item.job_id), domain_id, status, error, item.finished_at, item.stats,
+                         outcome=outcome, origin=item.origin)
         self.finished.add(item.job_id)
 
     _handlers: dict[str, Callable[[DatabasePipeline, Any, Any], None]] = {

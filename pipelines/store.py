@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pipelines.models import Domain, Job, Page, Sitemap
-from pipelines.status import ACTIVE_JOB_STATUSES, JobStatus
+from pipelines.status import ACTIVE_JOB_STATUSES, JobStatus, Outcome
 
 _pages = Page.__table__
 _sitemaps = Sitemap.__table__
@@ -158,7 +158,8 @@ def _stage_pages_postgresql(conn: Connection, entries: list[dict[str, Any]]) -> 
 
 
 def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, status: JobStatus, error: str | None,
-               finished_at: dt.datetime, stats: dict[str, Any]) -> None:
+               finished_at: dt.datetime, stats: dict[str, Any], outcome: Outcome | None = None,
+               origin: str | None = None) -> None:
     """Close the job with its stats; on success also refresh the domain's summary. URL counts come
     from the pages table: found = last seen by this job, new = first seen by it, removed = last seen
     by the domain's previous complete scan and not by this one."""
@@ -177,7 +178,7 @@ def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, statu
     known = {k: v for k, v in stats.items() if k in ("sitemaps_found", "sitemaps_failed", "bytes_downloaded",
                                                       "duration_seconds")}
     changed = conn.execute(update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(
-        status=status, error=error, finished_at=finished_at, **counts, **known)).rowcount
+        status=status, outcome=outcome, origin=origin, error=error, finished_at=finished_at, **counts, **known)).rowcount
     if changed and status is JobStatus.COMPLETE and domain_id is not None:
         conn.execute(update(Domain).where(Domain.id == domain_id).values(
             last_job_id=job_id, last_scan_at=finished_at, url_count=counts["urls_found"],
@@ -191,5 +192,5 @@ def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str,
     total = 0
     for start in range(0, len(ids), 500):
         total += conn.execute(update(Job).where(Job.id.in_(ids[start:start + 500]), Job.status.in_(_ACTIVE)).values(
-            status=JobStatus.FAILED, error=reason, finished_at=finished_at)).rowcount
+            status=JobStatus.FAILED, outcome=Outcome.INTERRUPTED, error=reason, finished_at=finished_at)).rowcount
     return total

@@ -22,6 +22,9 @@ SOCIAL_HOSTS = {
 }
 _WP_VERSION = re.compile(r"wordpress\s*([\d.]+)", re.I)
 _SITEMAP_SUFFIXES = (".xml", ".xml.gz", ".gz", ".txt")
+_SITEMAP_NAME = re.compile(r"site[\s_-]?map", re.I)  # in a link's path
+# a link's whole text: "Sitemap", "Site map", "site-map", "XML sitemap", "Sitemap (XML)", "Sitemap index"
+_SITEMAP_TEXT = re.compile(r"(xml )?site[ _-]?maps?( xml| index)?", re.I)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -95,16 +98,20 @@ def read_home_page(body: bytes, url: str, encoding: str = "utf-8") -> dict[str, 
 
 
 def sitemap_links(body: bytes, url: str, encoding: str = "utf-8") -> list[str]:
-    """Sitemap URLs linked from a page: `<link rel="sitemap">` and `<a href>` whose path names a
-    sitemap file (contains "sitemap" and ends in .xml, .xml.gz, .gz or .txt)."""
+    """Sitemap URLs linked from a page: `<link rel="sitemap">`, and `<a href>` to a sitemap-like file
+    (.xml, .xml.gz, .gz, .txt) named a sitemap by its path or by its text in the usual spellings
+    (sitemap, site-map, site_map, "site map"; any case)."""
     sel = _selector(body, encoding)
     found: dict[str, None] = {}
     for href in sel.xpath("//link[translate(@rel,'SITEMAP','sitemap')='sitemap']/@href").getall():
         if href.strip():
             found.setdefault(urljoin(url, href.strip()), None)
-    for href in sel.xpath("//a/@href[contains(translate(., 'SITEMAP', 'sitemap'), 'sitemap')]").getall():
-        absolute = urljoin(url, href.strip())
+    for a in sel.xpath("//a[@href]"):
+        absolute = urljoin(url, a.attrib["href"].strip())
         path = urlsplit(absolute).path.lower()
-        if absolute.startswith(("http://", "https://")) and "sitemap" in path and path.endswith(_SITEMAP_SUFFIXES):
+        if not absolute.startswith(("http://", "https://")) or not path.endswith(_SITEMAP_SUFFIXES):
+            continue
+        text = " ".join(re.sub(r"[^\w\s-]", " ", " ".join(a.xpath(".//text()").getall())).split())
+        if _SITEMAP_NAME.search(unquote(path)) or _SITEMAP_TEXT.fullmatch(text):
             found.setdefault(absolute, None)
     return list(found)

@@ -11,8 +11,8 @@ import uuid
 import pytest
 from sqlalchemy import select, update
 
-from api.domains import InvalidDomain, normalise_domain
 from api.store import domains, jobs, pages
+from pipelines.domains import DomainError, parse_site
 from pipelines.models import utcnow
 from tests.api_fixtures import *  # noqa: F401,F403
 from tests.api_fixtures import free_port, make_client, make_config
@@ -34,31 +34,34 @@ def assert_error(resp, status: int):
     return body
 
 
-# ----------------------------------------------------------------------------- domain normalisation
+# ----------------------------------------------------------------------------- domain identity (API policy)
 @pytest.mark.parametrize("given,expected", [
     ("example.com", "example.com"),
     (" HTTPS://WWW.Example.COM./about?x=1#top ", "example.com"),
     ("http://user:pw@shop.example.co.uk:443/p", "shop.example.co.uk"),
     ("www.a.test", "a.test"),
     ("www.test", "www.test"),
+    ("www.co.uk", "www.co.uk"),  # a registrable name under co.uk, not the suffix co.uk
     ("Example.com:80", "example.com"),
     ("bücher.de", "xn--bcher-kva.de"),
     ("http://MÜNCHEN.de/", "xn--mnchen-3ya.de"),
+    ("faß.de", "xn--fa-hia.de"),  # IDNA 2008: ß is kept, not folded to ss
     ("//cdn.example.org/x", "cdn.example.org"),
 ])
-def test_normalise_domain(given, expected):
-    assert normalise_domain(given) == expected
+def test_api_site_names(given, expected):
+    assert parse_site(given, strict=True).name == expected
 
 
 @pytest.mark.parametrize("given,reason", [
     ("", "empty"), ("   ", "empty"), ("localhost", "two labels"), ("1.2.3.4", "IP"), ("[::1]", "IP"),
     ("a..b", "empty label"), ("-a.com", "characters"), ("ftp://x.com", "scheme"), ("ex ample.com", "spaces"),
     ("a.test:8080", "port"), ("xn--zz.com", "punycode"), ("a" * 64 + ".com", "63"), ("a_b.com", "characters"),
-    (("a" * 60 + ".") * 5 + "com", "253"), (42, "string"),
+    (("a" * 60 + ".") * 5 + "com", "253"), (42, "string"), ("co.uk", "public suffix"),
+    ("foo.local", "internal"), ("metadata.google.internal", "internal"), ("x.localhost", "internal"),
 ])
-def test_normalise_domain_rejects_with_reason(given, reason):
-    with pytest.raises(InvalidDomain) as err:
-        normalise_domain(given)
+def test_api_policy_rejects_with_reason(given, reason):
+    with pytest.raises(DomainError) as err:
+        parse_site(given, strict=True)
     assert reason in err.value.reason
 
 
@@ -71,7 +74,7 @@ def test_scan_is_stored_before_202_and_status_reads_it(api):
     assert r.json["status_url"] == f"{API}/status/{job_id}" == r.headers["location"]
     with app.scrapersky_store.engine.connect() as conn:
         row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().one()
-    assert row["domain"] == "example.com" and row["status"].value == "pending" and row["options"] == {"max_pages": 10}
+    assert row["domain"] == "example.com" and row["status"].value == "pending" and row["options"] == {"max_pages": 10, "target": "https://www.example.com"}
     s = c.simulate_get(r.json["status_url"]).json
     assert s["job_id"] == str(job_id) and s["status"] == "pending" and s["progress"] == 0.0
     assert set(s) >= {"domain", "created_at", "started_at", "finished_at", "error", "result", "metadata", "scrapyd"}

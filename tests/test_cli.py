@@ -14,7 +14,7 @@ def error_lines(stderr: str) -> list[str]:
 
 @pytest.mark.parametrize(("args", "message"), [
     ([], "give a domain"),
-    (["-a", "domain=ftp://example.test"], "scheme 'ftp' is not http or https"),
+    (["-a", "domain=ftp://example.test"], "unsupported scheme 'ftp'"),
     (["-a", "domain=https:/example.test"], "malformed URL"),
     (["-a", "domain=a..b.test"], "empty label"),
     (["-a", "domains=a.test,b.test", "-a", "job_ids=1b4e28ba-2fa1-11d2-883f-0016d3cca427"], "1 job id(s) for 2 domain(s)"),

@@ -191,7 +191,9 @@ def job_problems(case: Case, data: DomainData, *, first_scan: bool = True) -> li
     stats = {
         "urls_found": (job.urls_found, len(data.pages)),
         "sitemaps_found": (job.sitemaps_found, sum(1 for s in data.sitemaps if s.type is not None)),
-        "sitemaps_failed": (job.sitemaps_failed, sum(1 for s in data.sitemaps if s.type is None)),
+        # a redirect to a sitemap read elsewhere in the scan is recorded, but is no failure
+        "sitemaps_failed": (job.sitemaps_failed, sum(1 for s in data.sitemaps if s.type is None
+                                                     and "already read in this scan" not in (s.error or ""))),
     }
     if first_scan:
         stats["new_urls"] = (job.new_urls, len(data.pages))

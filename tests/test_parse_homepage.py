@@ -222,6 +222,11 @@ def test_sitemap_links() -> None:
 <a href="ftp://example.com/sitemap.xml">ftp</a>
 <a href="mailto:sitemap@example.com">mail</a>
 <a href="javascript:openSitemap('sitemap.xml')">js</a>
+<a href="/footer/site-map.xml">Site map</a>
+<a href="/footer/site_map.xml.gz">x</a>
+<a href="/pages/map.xml">  XML <b>Sitemap</b> </a>
+<a href="/pages/plan.xml">Site-Map</a>
+<a href="/pages/siteplan.html">Site map</a>
 </body></html>"""
     assert sitemap_links(body, "https://example.com/dir/") == [
         "https://example.com/sitemap_index.xml",
@@ -230,6 +235,10 @@ def test_sitemap_links() -> None:
         "https://example.com/dir/sitemap.xml",
         "https://example.com/Sitemap.TXT",
         "https://example.com/maps/post-sitemap.xml.gz",
+        "https://example.com/footer/site-map.xml",  # named by its path and its text, in other spellings
+        "https://example.com/footer/site_map.xml.gz",
+        "https://example.com/pages/map.xml",
+        "https://example.com/pages/plan.xml",
     ]
 
 

@@ -7,7 +7,7 @@ import uuid
 import falcon
 
 from api.config import Config
-from api.domains import InvalidDomain, normalise_domain
+from pipelines.domains import DomainError, parse_site
 from api.http import (ApiError, check_fields, decode_cursor, encode_cursor, get_limit, invalid, json_response,
                       not_found, optional_int, read_json_object)
 from api.store import Store, derive_batch_status
@@ -41,16 +41,16 @@ class BatchResource:
         duplicates = 0
         for item in items:
             try:
-                domain = normalise_domain(item)
-            except InvalidDomain as exc:
+                site = parse_site(item, strict=True)
+            except DomainError as exc:
                 shown = item[:300] if isinstance(item, str) else item if isinstance(item, (int, float, bool)) or item is None else str(type(item).__name__)
                 rejected.append({"input": shown, "error": exc.reason})
                 continue
-            if domain in seen:
+            if site.name in seen:  # one site, however it is spelled
                 duplicates += 1
                 continue
-            seen.add(domain)
-            accepted.append(domain)
+            seen.add(site.name)
+            accepted.append(site)
         if not accepted:
             raise ApiError(falcon.HTTP_422, "No valid domains", "None of the domains given is valid.", rejected=rejected)
         options = {"max_pages": max_pages} if max_pages is not None else {}
@@ -95,6 +95,7 @@ class BatchStatusResource:
         jobs = [{
             "job_id": j["id"], "domain": j["domain"],
             "status": j["status"].value if hasattr(j["status"], "value") else j["status"],
+            "outcome": j["outcome"].value if hasattr(j["outcome"], "value") else j["outcome"],
             "error": j["error"], "urls_found": j["urls_found"], "started_at": j["started_at"],
             "finished_at": j["finished_at"], "scrapyd_jobid": j["scrapyd_jobid"],
             "status_url": f"{API}/status/{j['id']}",
@@ -103,7 +104,7 @@ class BatchStatusResource:
             "batch_id": batch_id, "status": status, "total_jobs": total,
             "pending_jobs": counts["pending"], "running_jobs": counts["running"],
             "completed_jobs": counts["complete"], "failed_jobs": counts["failed"],
-            "cancelled_jobs": counts["cancelled"], "progress": progress, "urls_found": info["urls_found"],
+            "cancelled_jobs": counts["cancelled"], "outcomes": info["outcomes"], "progress": progress, "urls_found": info["urls_found"],
             "created_at": row["created_at"], "started_at": row["started_at"] or info["started_at"],
             "finished_at": finished_at, "eta_seconds": eta, "options": row["options"] or {},
             "jobs": jobs, "next_cursor": next_cursor,

@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 
 from api.config import Config
-from api.domains import InvalidDomain, normalise_domain
+from pipelines.domains import DomainError, parse_site
 from api.http import ApiError, check_fields, invalid, json_response, not_found, optional_int, read_json_object
 from api.store import HOME_FIELDS, Store
 
@@ -26,6 +26,8 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
         "domain": row["domain"],
         "batch_id": row["batch_id"],
         "status": status,
+        "outcome": row["outcome"].value if hasattr(row["outcome"], "value") else row["outcome"],
+        "origin": row["origin"],
         "created_at": row["created_at"],
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
@@ -66,11 +68,12 @@ class ScanResource:
         if not isinstance(data["base_url"], str):
             raise invalid("base_url must be a string: a domain or an http(s) URL.")
         try:
-            domain = normalise_domain(data["base_url"])
-        except InvalidDomain as exc:
+            site = parse_site(data["base_url"], strict=True)
+        except DomainError as exc:
             raise ApiError(falcon.HTTP_400, "Invalid domain", f"{data['base_url'][:200]!r}: {exc.reason}") from None
+        domain = site.name
         options = {"max_pages": max_pages} if max_pages is not None else {}
-        job_id = self.store.create_job(domain, options)  # durable before the 202
+        job_id = self.store.create_job(domain, {**options, "target": site.target})  # durable before the 202
         if self.dispatcher is not None:
             self.dispatcher.wake()
         status_url = f"{API}/status/{job_id}"

@@ -16,7 +16,7 @@ from typing import Any
 
 import falcon
 
-from api.domains import InvalidDomain, normalise_domain
+from pipelines.domains import DomainError, parse_site
 from api.http import (ApiError, _default, decode_cursor, dumps, encode_cursor, get_limit, json_response,
                       not_found)
 from api.store import HOME_FIELDS, Store
@@ -127,8 +127,8 @@ class DomainResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         try:
-            name = normalise_domain(domain)
-        except InvalidDomain as exc:
+            name = parse_site(domain, strict=True).name
+        except DomainError as exc:
             raise ApiError(falcon.HTTP_400, "Invalid domain", f"{domain[:200]!r}: {exc.reason}") from None
         row = self.store.get_domain(name)
         if row is None:

@@ -4,8 +4,12 @@
     scrapy crawl sitemap -a domains=a.com,b.com [-a job_ids=UUID,UUID] [-a batch_id=UUID]
     scrapy crawl sitemap -a domains_file=domains.txt
 
-Per domain: the home page (https first for a bare host, then http) → robots.txt `Sitemap:` lines →
-sitemap links on the home page → the well-known paths; then every index is walked (depth capped).
+Per domain: the home page of each origin in turn (`pipelines.domains.Site.origins`: as typed, https
+first for a bare host, then the www./apex counterpart) until one answers → robots.txt `Sitemap:` lines →
+sitemap links on the home page → the well-known paths; then every index is walked (depth capped). An
+origin whose home page fails at connection level, or answers 5xx on both the home page and robots.txt,
+is given up (two requests at most, no retries, no probes); when every origin is given up the job ends
+`failed`/`unreachable`. The job's outcome (`pipelines.status.Outcome`) is decided in `_finish`.
 Each sitemap is fetched at most once per scan. Parsing is in `scrapersky_crawler.sitemap` and
 `scrapersky_crawler.homepage`; this module only wires requests and hands items to the pipelines.
 Extend it through SitemapSpider's hooks: `sitemap_filter(entries)` sees every parsed entry (index and
@@ -33,8 +37,8 @@ from scrapy.http import Response, TextResponse
 from scrapy.spiders import SitemapSpider
 from twisted.python.failure import Failure
 
-from pipelines.status import DiscoveredBy, JobStatus
-from scrapersky_crawler.domains import DomainError, parse_domain
+from pipelines.domains import DomainError, parse_site
+from pipelines.status import DiscoveredBy, Outcome
 from scrapersky_crawler.homepage import read_home_page, sitemap_links
 from scrapersky_crawler.items import HomePage, JobFinished, JobStarted, PageBatch, SitemapFile
 from scrapersky_crawler.sitemap import SitemapReader, sitemap_urls_from_robots
@@ -93,13 +97,15 @@ def one_line(text: str, limit: int = 300) -> str:
 class Scan:
     """What the spider knows about one domain's scan while it runs."""
 
-    domain: str
+    domain: str  # the site's identity (pipelines.domains.Site.name)
     job_id: str
-    scheme: str | None  # None: try https, then http
+    origins: list[str]  # scheme://host[:port] to try, in order
     batch_id: str | None
     max_pages: int
     rank: int = 0  # position in the crawl: earlier domains get their requests first
+    tried: int = 0  # index in `origins` of the origin being tried
     base: str = ""  # scheme://host[:port] that answered
+    origin_errors: list[str] = field(default_factory=list)  # why each origin tried was given up
     started: float = field(default_factory=time.monotonic)
     outstanding: int = 0  # requests and callbacks not yet done (waiting ones included)
     waiting: list[tuple[int, int, Request]] = field(default_factory=list)  # sitemap requests, a heap
@@ -111,12 +117,18 @@ class Scan:
     pages: int = 0  # page entries handed to the pipelines
     bytes: int = 0
     capped: bool = False
-    error: str | None = None
+    error: str | None = None  # the first problem met (a failed sitemap, an exception)
+    crashed: bool = False  # an exception interrupted part of the scan
     finished: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
-        return {"max_pages": self.max_pages if self.max_pages < UNLIMITED else None, "scheme": self.scheme}
+        return {"max_pages": self.max_pages if self.max_pages < UNLIMITED else None, "origins": self.origins}
+
+    def note(self, problem: str) -> None:
+        """Keep the first problem of the scan (the job's `error`)."""
+        if self.error is None:
+            self.error = one_line(problem)
 
 
 class SitemapCrawlSpider(SitemapSpider):
@@ -128,7 +140,8 @@ class SitemapCrawlSpider(SitemapSpider):
     def __init__(self, *args: Any, **kwargs: Any):
         own = {name: kwargs.pop(name) for name in self.ARGUMENTS if name in kwargs}
         super().__init__(*args, **kwargs)
-        self.scans: dict[str, Scan] = {scan.domain: scan for scan in self.parse_arguments(**own)}
+        # keyed by job: the same site given twice is scanned twice, and both jobs finish
+        self.scans: dict[str, Scan] = {scan.job_id: scan for scan in self.parse_arguments(**own)}
         self._callbacks = {name: self._tracked(getattr(self, name)) for name in (
             "_parse_home", "_home_failed", "_parse_robots", "_robots_failed", "_parse_sitemap_file", "_sitemap_failed")}
         self.domains_done = 0
@@ -158,14 +171,16 @@ class SitemapCrawlSpider(SitemapSpider):
                 batch_id = str(uuid.UUID(batch_id))
             except ValueError:
                 raise ValueError(f"batch_id must be a UUID, not {batch_id!r}") from None
-        scans: dict[str, Scan] = {}
+        if len(set(ids)) != len(ids):
+            raise ValueError("job ids must be different from each other")
+        scans = []
         for text, jid in zip(inputs, ids, strict=True):
             try:
-                host, scheme = parse_domain(text)
+                site = parse_site(text)
             except DomainError as exc:
                 raise ValueError(f"domain {text!r}: {exc}") from None
-            scans.setdefault(host, Scan(domain=host, job_id=jid, scheme=scheme, batch_id=batch_id, max_pages=cap))
-        return list(scans.values())
+            scans.append(Scan(domain=site.name, job_id=jid, origins=site.origins(), batch_id=batch_id, max_pages=cap))
+        return scans
 
     @staticmethod
     def _domain_inputs(domain: str | None, domains: str | None, domains_file: str | None) -> list[str]:
@@ -238,56 +253,80 @@ class SitemapCrawlSpider(SitemapSpider):
             scan.rank = rank
             scan.started = time.monotonic()
             yield JobStarted(scan.job_id, scan.domain, scan.batch_id, scan.options, utcnow())
-            scan.outstanding += 1
-            yield self._home_request(scan, scan.scheme or "https")
+            for request in self._try_origin(scan):
+                yield request
 
-    def _home_request(self, scan: Scan, scheme: str) -> Request:
-        meta: dict[str, Any] = {"scan": scan, "handle_httpstatus_list": ERROR_STATUSES}
-        if scan.scheme is None and scheme == "https":
-            meta["max_retry_times"] = 0  # no https here: fall back to http at once
-        return Request(
-            f"{scheme}://{scan.domain}/",
+    # An origin is tried with its home page, then (when that answered 5xx) its robots.txt: no retries,
+    # so a dead domain costs at most two requests per origin (a proxy answers 502/503/504 for it).
+
+    def _try_origin(self, scan: Scan) -> Iterator[Request]:
+        if scan.tried >= len(scan.origins):
+            return  # every origin given up: `_finish` says unreachable
+        scan.outstanding += 1
+        yield Request(
+            scan.origins[scan.tried] + "/",
             callback=self._callbacks['_parse_home'],
             errback=self._callbacks['_home_failed'],
-            meta=meta,
+            meta={"scan": scan, "handle_httpstatus_list": ERROR_STATUSES, "dont_retry": True},
+            dont_filter=True,
+            priority=_priority(scan, 30),
+        )
+
+    def _give_up_origin(self, scan: Scan, why: str) -> Iterator[Request]:
+        origin = scan.origins[scan.tried]
+        scan.origin_errors.append(f"{origin}: {why}")
+        scan.tried += 1
+        if scan.tried < len(scan.origins):
+            logger.info("%s: %s did not answer (%s); trying %s", scan.domain, origin, why, scan.origins[scan.tried])
+        yield from self._try_origin(scan)
+
+    def _robots_request(self, scan: Scan, origin: str, checking: bool) -> Request:
+        scan.outstanding += 1
+        return Request(
+            origin + "/robots.txt",
+            callback=self._callbacks['_parse_robots'],
+            errback=self._callbacks['_robots_failed'],
+            meta={"scan": scan, "handle_httpstatus_list": ERROR_STATUSES, "dont_retry": True,
+                  "checking_origin": checking},
             dont_filter=True,
             priority=_priority(scan, 30),
         )
 
     def _home_failed(self, failure: Failure) -> Iterator[Any]:
-        request = failure.request
-        scan: Scan = request.meta["scan"]
-        if scan.scheme is None and request.url.startswith("https://"):
-            scan.outstanding += 1
-            yield self._home_request(scan, "http")
-            return
-        scan.error = f"could not reach {scan.domain}: {one_line(failure.getErrorMessage() or failure.type.__name__, 200)}"
+        scan: Scan = failure.request.meta["scan"]
+        yield from self._give_up_origin(scan, _reason(failure))
 
     def _parse_home(self, response: Response) -> Iterator[Any]:
         scan: Scan = response.meta["scan"]
-        parts = urlsplit(response.url)
-        scan.base = f"{parts.scheme}://{parts.netloc}"
+        if response.status >= 500:  # a dead host behind a proxy looks like this: ask robots.txt too
+            scan.origin_errors.append(f"{scan.origins[scan.tried]}/: HTTP {response.status}")
+            yield self._robots_request(scan, scan.origins[scan.tried], checking=True)
+            return
+        scan.base = _origin(response.url)
         if response.status == 200 and isinstance(response, TextResponse):
             body, encoding = response.body, response.encoding
             yield HomePage(scan.job_id, scan.domain, response.url, read_home_page(body, response.url, encoding))
             scan.home_links = sitemap_links(body, response.url, encoding)
-        scan.outstanding += 1
-        yield Request(
-            scan.base + "/robots.txt",
-            callback=self._callbacks['_parse_robots'],
-            errback=self._callbacks['_robots_failed'],
-            meta={"scan": scan, "handle_httpstatus_list": ERROR_STATUSES},
-            dont_filter=True,
-            priority=_priority(scan, 30),
-        )
+        yield self._robots_request(scan, scan.base, checking=False)
 
     def _parse_robots(self, response: Response) -> Iterator[Any]:
         scan: Scan = response.meta["scan"]
+        if response.meta["checking_origin"]:
+            if response.status >= 500:
+                scan.origin_errors.pop()  # the home page's 5xx, said again with robots.txt's
+                yield from self._give_up_origin(scan, f"HTTP {response.status} on / and /robots.txt")
+                return
+            scan.base = _origin(response.url)  # robots.txt answered: the site is there
         urls = sitemap_urls_from_robots(response.body, response.url) if response.status == 200 else []
         yield from self._discover(scan, urls)
 
     def _robots_failed(self, failure: Failure) -> Iterator[Any]:
-        yield from self._discover(failure.request.meta["scan"], [])
+        scan: Scan = failure.request.meta["scan"]
+        if failure.request.meta["checking_origin"]:
+            scan.origin_errors.pop()
+            yield from self._give_up_origin(scan, f"HTTP 5xx on /, then {_reason(failure)} on /robots.txt")
+            return
+        yield from self._discover(scan, [])
 
     def _discover(self, scan: Scan, robots_urls: list[str]) -> Iterator[Request]:
         for url in robots_urls:
@@ -309,14 +348,10 @@ class SitemapCrawlSpider(SitemapSpider):
         scan.seen.add(url)
         record = SitemapFile(scan.job_id, scan.domain, url, how.value, parent)
         if depth > self.max_depth:
-            record.error = f"not fetched: index nesting deeper than {self.max_depth}"
-            scan.sitemaps_failed += 1
-            yield record
+            yield _failed(scan, record, f"not fetched: index nesting deeper than {self.max_depth}")
             return
         if len(scan.seen) > self.max_files:
-            record.error = f"not fetched: more than {self.max_files} sitemap files for this domain"
-            scan.sitemaps_failed += 1
-            yield record
+            yield _failed(scan, record, f"not fetched: more than {self.max_files} sitemap files for this domain")
             return
         scan.outstanding += 1
         priority = _priority(scan, 0 if probe else 10 + depth)  # listed sitemaps before guesses; deeper first
@@ -342,12 +377,9 @@ class SitemapCrawlSpider(SitemapSpider):
         meta = failure.request.meta
         if meta["probe"]:
             return
-        scan: Scan = meta["scan"]
         record: SitemapFile = meta["record"]
-        record.error = one_line(failure.getErrorMessage() or failure.type.__name__)
         record.fetched_at = utcnow()
-        scan.sitemaps_failed += 1
-        yield record
+        yield _failed(meta["scan"], record, _reason(failure))
 
     def _parse_sitemap_file(self, response: Response) -> Iterator[Any]:
         meta = response.meta
@@ -362,17 +394,14 @@ class SitemapCrawlSpider(SitemapSpider):
         final_url = urldefrag(response.url)[0]
         if final_url != record.url:
             if final_url in scan.seen:  # a redirect to a sitemap this scan has (or will have) read
-                if not probe:
+                if not probe:  # recorded, but not a failure: its pages are read once, there
                     record.error = f"redirects to {final_url}, already read in this scan"
-                    scan.sitemaps_failed += 1
                     yield record
                 return
             scan.seen.add(final_url)
         if response.status != 200:
             if not probe:
-                record.error = f"HTTP {response.status}"
-                scan.sitemaps_failed += 1
-                yield record
+                yield _failed(scan, record, f"HTTP {response.status}")
             return
         reader = SitemapReader(response.body, final_url, max_bytes=self.max_bytes)
         yield from self._read_sitemap(scan, record, reader, self.sitemap_filter(reader), meta["sitemap_depth"], probe)
@@ -415,13 +444,16 @@ class SitemapCrawlSpider(SitemapSpider):
         record.changefreq_count = reader.changefreq_count
         record.generator = reader.generator
         record.error = reader.error
-        if scan.capped:
-            record.error = f"stopped at the cap of {scan.max_pages} page URLs for this domain"
         self.sitemaps_done += 1
         if reader.type is None:
             scan.sitemaps_failed += 1
+            scan.note(f"{record.url}: {reader.error or 'not a sitemap'}")
         else:
             scan.sitemaps_found += 1
+            if reader.error:  # read, but damaged (truncated, corrupt gzip, too big): a warning
+                scan.note(f"{record.url}: {reader.error}")
+        if scan.capped:
+            record.error = f"stopped at the cap of {scan.max_pages} page URLs for this domain"
         yield record
         if batch:
             yield self._page_batch(scan, record, batch)
@@ -450,8 +482,10 @@ class SitemapCrawlSpider(SitemapSpider):
         try:
             yield from handler(arg)
         except Exception as exc:  # a bug or a hostile file must not stop the other domains
-            logger.exception("error while handling %s", getattr(arg, "url", None) or arg.request.url)
-            scan.error = scan.error or one_line(f"{type(exc).__name__}: {exc}")
+            url = getattr(arg, "url", None) or arg.request.url
+            logger.exception("error while handling %s", url)
+            scan.crashed = True
+            scan.note(f"{url}: {type(exc).__name__}: {exc}")
         if "record" in meta:  # a sitemap request is done: let the next one go
             scan.fetching -= 1
             yield from self._release(scan)
@@ -459,18 +493,18 @@ class SitemapCrawlSpider(SitemapSpider):
         if scan.outstanding <= 0 and not scan.finished:
             yield self._finish(scan)
 
-    def _finish(self, scan: Scan, error: str | None = None) -> JobFinished:
+    def _finish(self, scan: Scan) -> JobFinished:
         scan.finished = True
         self.domains_done += 1
-        error = error or scan.error
-        status = JobStatus.FAILED if error and not scan.base else JobStatus.COMPLETE
-        if error and scan.base and status is JobStatus.COMPLETE:
-            logger.warning("%s: %s", scan.domain, error)
+        outcome, error = scan_outcome(scan)
+        if error:
+            log = logger.info if outcome is Outcome.UNREACHABLE else logger.warning
+            log("%s: %s: %s", scan.domain, outcome.value, error)
         return JobFinished(
             scan.job_id,
             scan.domain,
-            status.value,
-            error if status is JobStatus.FAILED else None,
+            outcome.status.value,
+            error,
             utcnow(),
             {
                 "sitemaps_found": scan.sitemaps_found,
@@ -479,6 +513,8 @@ class SitemapCrawlSpider(SitemapSpider):
                 "duration_seconds": round(time.monotonic() - scan.started, 3),
                 "capped": scan.capped,
             },
+            outcome=outcome.value,
+            origin=scan.base or None,
         )
 
     def _on_idle(self, spider: Any) -> None:
@@ -493,6 +529,40 @@ class SitemapCrawlSpider(SitemapSpider):
         for scan in self.scans.values():
             if not scan.finished:
                 yield self._finish(scan)
+
+
+def scan_outcome(scan: Scan) -> tuple[Outcome, str | None]:
+    """What happened to a finished scan, and the one-line error that goes with it (the vocabulary is
+    documented in `pipelines.status`)."""
+    if not scan.base:
+        tried = "; ".join(scan.origin_errors) or "no origin answered"
+        return Outcome.UNREACHABLE, one_line(f"could not reach {scan.domain}: {tried}")
+    if scan.sitemaps_found:
+        if scan.sitemaps_failed or scan.error:
+            return Outcome.WARNINGS, scan.error or f"{scan.sitemaps_failed} sitemap(s) failed"
+        return Outcome.OK, None
+    if scan.sitemaps_failed:
+        return Outcome.SITEMAPS_FAILED, scan.error or f"{scan.sitemaps_failed} sitemap(s) failed"
+    if scan.crashed:
+        return Outcome.ERROR, scan.error
+    return Outcome.NO_SITEMAP, None
+
+
+def _failed(scan: Scan, record: SitemapFile, error: str) -> SitemapFile:
+    """A sitemap of the scan that could not be read: counted, and its error kept (the first one on the job)."""
+    record.error = one_line(error)
+    scan.sitemaps_failed += 1
+    scan.note(f"{record.url}: {record.error}")
+    return record
+
+
+def _reason(failure: Failure) -> str:
+    return one_line(failure.getErrorMessage() or failure.type.__name__, 200)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _priority(scan: Scan, kind: int) -> int:
