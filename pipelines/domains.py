@@ -15,9 +15,10 @@ Rules:
   `HTTPS://WWW.Example.com/about` are one site; so are `bücher.de` and `xn--bcher-kva.de`.
 - Hosts are lowercased and lose one trailing dot; international names go through IDNA 2008 with UTS #46
   mapping (`faß.de` stays `xn--fa-hia.de`, it is not folded to `fass.de`).
-- `origins()` is the order the crawl tries: the host as typed (with `www.` when it was typed), https
-  then http unless a scheme was given; then the `www.`/apex counterpart of a registrable domain
-  (none for `host:port`, IP literals and other subdomains).
+- `origins()` is the order the crawl tries: the host as typed (with `www.` when it was typed), with the
+  scheme typed first (https first for a bare host), then the other scheme; then the `www.`/apex
+  counterpart of a registrable domain (none for `host:port`, IP literals and other subdomains).
+  `scheme://host:port` is exactly that one origin.
 - Two policies, one normaliser: `strict=True` (the API) refuses IP literals, internal names
   (`localhost`, `*.local`, `*.internal`, ...), non-default ports and bare public suffixes; the command
   line (`strict=False`) also takes `host:port`, IP literals and single-label names for local sites.
@@ -63,7 +64,10 @@ class Site:
 
     def origins(self) -> list[str]:
         """scheme://host[:port] in the order the crawl tries them."""
-        schemes = [self.scheme] if self.scheme else ["https", "http"]
+        if self.scheme and self.port:  # scheme://host:port: exactly that origin
+            schemes = [self.scheme]
+        else:  # the scheme typed first, then the other one
+            schemes = ["http", "https"] if self.scheme == "http" else ["https", "http"]
         port = f":{self.port}" if self.port else ""
         hosts = [self.host] + ([self.counterpart] if self.counterpart else [])
         return [f"{scheme}://{host}{port}" for host in hosts for scheme in schemes]

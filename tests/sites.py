@@ -7,7 +7,8 @@ so it asks for `http://any-site.test/...` and this server answers as that site. 
   origin-form requests (`GET /robots.txt` with `Host: site.test`) by the Host header;
 - `CONNECT` (what a client does for https:// through a proxy) gets `405 Method Not Allowed` and the
   connection is closed, so a crawler trying https first falls back to http;
-- an unknown host gets `502 Bad Gateway` (empty body, connection closed); a site flagged
+- an unknown host gets `502 Bad Gateway` (empty body, connection closed), as a proxy answers for a
+  dead domain, and is tallied in `SiteServer.unknown`; a site flagged
   `unreachable=True` has its connections dropped without any answer (the client sees a connection error).
 
 A `Site` maps path (+ query) to a `Resp`; missing paths get a small HTML 404 page. Responses support
@@ -138,6 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         host, path = self._target()
         site = self.server.sites.get(host)
         if site is None:
+            self.server.unknown.add(host, path)
             self.close_connection = True
             self._send(Resp(status=502, headers={"Connection": "close"}), head)
             return
@@ -216,9 +218,10 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # bursts of hundreds of connections from a many-domain crawl
     allow_reuse_address = True
 
-    def __init__(self, sites: dict[str, Site], log: RequestLog):
+    def __init__(self, sites: dict[str, Site], log: RequestLog, unknown: RequestLog):
         self.sites = sites
         self.log = log
+        self.unknown = unknown
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def handle_error(self, request, client_address) -> None:  # noqa: ANN001
@@ -231,12 +234,13 @@ class SiteServer:
     def __init__(self, sites: dict[str, Site]):
         self.sites = sites  # shared: adding or changing a site takes effect for the next request
         self.requests = RequestLog()
+        self.unknown = RequestLog()  # requests for hosts that are not sites (answered 502)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> SiteServer:
         if self._server is None:
-            self._server = _Server(self.sites, self.requests)
+            self._server = _Server(self.sites, self.requests, self.unknown)
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                             name="SiteServer", daemon=True)
             self._thread.start()

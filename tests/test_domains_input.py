@@ -51,7 +51,8 @@ def test_origins_start_as_typed_then_try_the_www_or_apex_counterpart() -> None:
     assert parse_site("example.com").origins() == [
         "https://example.com", "http://example.com", "https://www.example.com", "http://www.example.com"]
     assert parse_site("www.example.com").origins()[:2] == ["https://www.example.com", "http://www.example.com"]
-    assert parse_site("http://www.example.com/x").origins() == ["http://www.example.com", "http://example.com"]
+    assert parse_site("http://www.example.com/x").origins() == [
+        "http://www.example.com", "https://www.example.com", "http://example.com", "https://example.com"]
     assert parse_site("blog.example.com").origins() == ["https://blog.example.com", "http://blog.example.com"]
     assert parse_site("http://127.0.0.1:8080").origins() == ["http://127.0.0.1:8080"]
     assert parse_site("http://example.com:8080").origins() == ["http://example.com:8080"]  # exactly this origin
