@@ -140,11 +140,12 @@ def test_batch_packed_into_few_crawls_to_completion(env):
     s = env.run_until(app, done, what="batch to complete")
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert (s["total_jobs"], s["pending_jobs"], s["running_jobs"]) == (13, 0, 0)
-    assert s["completed_jobs"] + s["failed_jobs"] == 13 and s["completed_jobs"] >= 12
+    assert (s["completed_jobs"], s["failed_jobs"]) == (12, 1)
     assert s["urls_found"] == 12 * 40 and s["finished_at"] is not None
     by_domain = {j["domain"]: j for j in s["jobs"]}
     # a host the fixture server does not know (502 from the proxy): finished, nothing found
-    assert by_domain["missing.test"]["status"] in ("complete", "failed") and by_domain["missing.test"]["urls_found"] == 0
+    assert (by_domain["missing.test"]["status"], by_domain["missing.test"]["outcome"]) == ("failed", "unreachable")
+    assert s["outcomes"] == {"ok": 12, "unreachable": 1}
     crawls = {j["scrapyd_jobid"] for j in s["jobs"]}
     assert len(crawls) <= 4  # 13 domains, at most 5 per scrapyd job
     for h in hosts:
@@ -240,3 +241,36 @@ def test_killed_crawl_process_fails_its_jobs_with_a_reason(env):
     s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] != "running" and x,
                       what="job to be reconciled")
     assert s["status"] == "failed" and "crawl process ended" in s["error"] and crawl in s["error"]
+
+
+def test_three_spellings_of_one_site_packed_in_one_crawl_all_finish(env):
+    """Three scans of one site posted together are packed into one crawl; each job finishes with the
+    site's URLs (none is lost, none is failed with a misleading reason)."""
+    expected = env.add_site("packed-one.test", 12)
+    app, c = env.client(crawl_min_domains=3)
+    given = ["packed-one.test", "https://www.packed-one.test/", "http://packed-one.test/x"]
+    posted = [c.simulate_post(f"{API}/scrapersky", json={"base_url": text}).json for text in given]
+    assert {p["domain"] for p in posted} == {"packed-one.test"}
+
+    def finished():
+        states = [c.simulate_get(p["status_url"]).json for p in posted]
+        return states if all(s["status"] in ("complete", "failed", "cancelled") for s in states) else None
+
+    states = env.run_until(app, finished, what="three scans to finish")
+    assert len({s["scrapyd"]["jobid"] for s in states}) == 1  # one crawl carried the three jobs
+    for s in states:
+        assert (s["status"], s["outcome"], s["error"]) == ("complete", "ok", None), s
+        assert s["result"]["urls_found"] == len(expected)
+        assert set(all_urls(c, s["job_id"])) == expected
+    # each job records the origin that answered: the proxy refuses CONNECT, so https gives way to http
+    assert [s["origin"] for s in states] == ["http://packed-one.test", "http://www.packed-one.test",
+                                             "http://packed-one.test"]
+
+
+def test_dead_domain_through_the_api_fails_unreachable(env):
+    app, c = env.client()
+    job = c.simulate_post(f"{API}/scrapersky", json={"base_url": "nobody-home.test"}).json
+    s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] in
+                      ("complete", "failed") and x, what="dead domain to finish")
+    assert (s["status"], s["outcome"]) == ("failed", "unreachable"), s
+    assert "502" in s["error"] and s["result"]["urls_found"] == 0
