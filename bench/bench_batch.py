@@ -10,6 +10,9 @@ Everything stays on 127.0.0.1:
    gunicorn with dispatcher threads) on a fresh PostgreSQL database. One POST /api/v1/batch of the N
    domains, timed until the batch status says every job is final; then the pages in PostgreSQL are
    counted (must be N x 100) and every job must be `complete`.
+   `--mix realistic`: 10 % of the domains are dead (the proxy answers 502), 10 % have no robots.txt,
+   5 % have sitemaps that take 1.5 s; every live domain must end complete/ok with 100 URLs and every
+   dead one failed/unreachable with a reason.
 3. **usp**: `usp.tree.sitemap_tree_for_homepage` for each domain in a 16-thread pool (its requests
    go through the same proxy); every domain must give 100 pages.
 4. **status load**: a second fresh database with `--status-jobs` jobs stored (one batch POST, the
@@ -48,10 +51,37 @@ from tests.api_fixtures import (create_pg_database, drop_pg_database, free_port,
 PY = sys.executable
 
 
-def serve_sites(hosts: list[str], port_q: mp.Queue, stop: mp.Event) -> None:
+def kind_of(index: int, mix: str) -> str:
+    """The realistic mix (issue "truthful scans"): of every 20 domains, 2 are dead (not served: the proxy
+    answers 502), 2 have no robots.txt (the sitemap is found at a well-known path), 1 has sitemaps that
+    take 1.5 s each; the rest are plain."""
+    if mix != "realistic":
+        return "plain"
+    return {0: "dead", 1: "dead", 2: "no_robots", 3: "no_robots", 4: "slow"}.get(index % 20, "plain")
+
+
+def make_site(host: str, kind: str):
+    from tests.sites import Resp
+
+    site = small_site(host, 50)[0]
+    if kind == "no_robots":
+        del site["/robots.txt"]
+    elif kind == "slow":
+        for path in ("/sitemap-a.xml", "/sitemap-b.xml.gz"):
+            resp = site[path]
+
+            def body(data=resp.body):
+                time.sleep(1.5)
+                return data
+
+            site[path] = Resp(body=body, headers=resp.headers)
+    return site
+
+
+def serve_sites(hosts: list[str], port_q: mp.Queue, stop: mp.Event, mix: str = "plain") -> None:
     from tests.sites import SiteServer
 
-    sites = {h: small_site(h, 50)[0] for h in hosts}
+    sites = {h: make_site(h, kind_of(i, mix)) for i, h in enumerate(hosts) if kind_of(i, mix) != "dead"}
     server = SiteServer(sites).start()
     port_q.put(server.port)
     stop.wait()
@@ -139,14 +169,21 @@ def run_batch(hosts: list[str], proxy: str, tmp: Path, args) -> dict:
                 "SELECT count(*) FROM pages p JOIN jobs j ON j.id = p.last_seen_job_id WHERE j.batch_id = :b"),
                 {"b": r.json()["batch_id"]}).scalar()
             crawls = conn.execute(text("SELECT count(DISTINCT scrapyd_jobid) FROM jobs")).scalar()
-            short = conn.execute(text(
-                "SELECT domain, status, urls_found, sitemaps_found, sitemaps_failed, error FROM jobs "
-                "WHERE batch_id = :b AND urls_found <> 100 ORDER BY domain LIMIT 5"), {"b": r.json()["batch_id"]}).all()
-            for row in short:
-                print(f"  short domain: {tuple(row)}", flush=True)
+            outcomes = conn.execute(text(
+                "SELECT domain, status, outcome, urls_found, error FROM jobs WHERE batch_id = :b"),
+                {"b": r.json()["batch_id"]}).all()
         engine.dispose()
+        # every live domain complete with its 100 URLs, every dead one failed as unreachable with a reason
+        index = {h: i for i, h in enumerate(hosts)}
+        wrong = [tuple(row) for row in outcomes if (
+            (row.status, row.outcome, row.urls_found) != ("complete", "ok", 100)
+            if kind_of(index[row.domain], args.mix) != "dead"
+            else (row.status, row.outcome) != ("failed", "unreachable") or not row.error)]
+        for row in wrong[:5]:
+            print(f"  wrong: {row}", flush=True)
         return {"seconds": wall, "complete": st["completed_jobs"], "failed": st["failed_jobs"], "pages": pages,
-                "crawls": crawls, "domains_per_min": len(hosts) / wall * 60}
+                "crawls": crawls, "domains_per_min": len(hosts) / wall * 60, "wrong": len(wrong),
+                "outcomes": st.get("outcomes")}
     finally:
         stop_service(proc)
         drop_pg_database(db_url)
@@ -172,7 +209,8 @@ def run_usp(hosts: list[str], proxy: str, threads: int) -> dict:
     wall = time.perf_counter() - t0
     for k in ("http_proxy", "HTTP_PROXY"):
         os.environ.pop(k, None)
-    return {"seconds": wall, "ok": sum(1 for c in counts if c == 100), "pages": sum(counts),
+    return {"seconds": wall, "ok": sum(1 for c in counts if c == 100), "empty": sum(1 for c in counts if c == 0),
+            "pages": sum(counts),
             "domains_per_min": len(hosts) / wall * 60}
 
 
@@ -268,6 +306,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16, help="client threads for the status load (2 processes)")
     ap.add_argument("--load-workers", type=int, default=2, help="gunicorn workers for the status load")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of status load")
+    ap.add_argument("--mix", choices=("plain", "realistic"), default="plain",
+                    help="realistic: 10%% dead domains (proxy 502), 10%% without robots.txt, 5%% slow sitemaps")
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--skip-usp", action="store_true")
     ap.add_argument("--skip-load", action="store_true")
@@ -280,20 +320,22 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="scrapersky_bench_batch_"))
     stop = mp.Event()
     port_q: mp.Queue = mp.Queue()
-    server = mp.Process(target=serve_sites, args=(hosts, port_q, stop), daemon=True)
+    server = mp.Process(target=serve_sites, args=(hosts, port_q, stop, args.mix), daemon=True)
     server.start()
     proxy = f"http://127.0.0.1:{port_q.get(timeout=120)}"
     ok = True
     try:
         if not args.skip_batch:
             b = figures["scrapersky"] = run_batch(hosts, proxy, tmp, args)
-            ok &= b["complete"] == args.domains and b["pages"] == args.domains * 100
-            print(f"scrapersky batch: {args.domains} domains in {b['seconds']:.1f} s = {b['domains_per_min']:,.0f} "
-                  f"domains/min ({b['complete']} complete, {b['failed']} failed, {b['pages']:,} pages in PostgreSQL, "
-                  f"{b['crawls']} scrapyd jobs)", flush=True)
+            live = sum(1 for i in range(args.domains) if kind_of(i, args.mix) != "dead")
+            ok &= b["wrong"] == 0 and b["pages"] == live * 100
+            print(f"scrapersky batch ({args.mix}): {args.domains} domains in {b['seconds']:.1f} s = "
+                  f"{b['domains_per_min']:,.0f} domains/min ({b['complete']} complete, {b['failed']} failed, "
+                  f"outcomes {b['outcomes']}, {b['wrong']} with a wrong outcome, {b['pages']:,} pages in PostgreSQL "
+                  f"(expected {live * 100:,}), {b['crawls']} scrapyd jobs)", flush=True)
         if not args.skip_usp:
             u = figures["usp"] = run_usp(hosts, proxy, args.threads)
-            ok &= u["ok"] == args.domains
+            ok &= u["ok"] == sum(1 for i in range(args.domains) if kind_of(i, args.mix) != "dead")
             print(f"usp ({args.threads} threads): {args.domains} domains in {u['seconds']:.1f} s = "
                   f"{u['domains_per_min']:,.0f} domains/min ({u['ok']} with 100 pages)", flush=True)
         if "scrapersky" in figures and "usp" in figures:
