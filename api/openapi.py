@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 from api.http import json_response
-from pipelines.status import Outcome
+from pipelines.status import BatchStatus, Outcome
 
 UUID = {"type": "string", "format": "uuid"}
 TS = {"type": "string", "format": "date-time", "nullable": True}
@@ -35,6 +35,17 @@ OUTCOME = {"type": "string", "nullable": True, "enum": [o.value for o in Outcome
            "description": "what happened, once the job is final (see pipelines/status.py): ok, warnings, "
                           "no_sitemap (complete); unreachable, sitemaps_failed, interrupted, crawl_lost, "
                           "database, dispatch, error (failed); cancelled"}
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema}
+
+
+def _listing(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"total": {"type": "integer", "description": "rows matching the filters"},
+                                             "next_cursor": {"type": "string", "nullable": True},
+                                             key: {"type": "array", "items": item}}}
+
 
 def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[str, Any]:
     obj = lambda props, req=(): {"type": "object", "properties": props, **({"required": list(req)} if req else {})}  # noqa: E731
@@ -139,6 +150,31 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
             "summary": "Cancel a batch's pending and running jobs", "operationId": "cancelBatch",
             "parameters": [_path_uuid("batch_id")],
             "responses": {**_ok("cancelled", {"type": "object"}), "404": e404, "409": _err("already finished")}}},
+        "/api/v1/batches": {"get": {
+            "summary": "Batches, newest first", "operationId": "listBatches",
+            "parameters": [LIMIT, CURSOR, _query("status", {"type": "string", "enum": [s.value for s in BatchStatus]}),
+                           _query("created_after", {"type": "string", "format": "date-time"})],
+            "responses": {**_ok("a page of batches", _listing("batches", obj({
+                "batch_id": UUID, "status": {"type": "string"}, "created_at": TS, "finished_at": TS,
+                "total_jobs": {"type": "integer"}, "links": {"type": "object"}}))), "400": e400}}},
+        "/api/v1/jobs": {"get": {
+            "summary": "Jobs, newest first", "operationId": "listJobs",
+            "parameters": [LIMIT, CURSOR, _query("domain", {"type": "string"}), _query("status", STATUS),
+                           _query("outcome", OUTCOME), _query("batch_id", UUID)],
+            "responses": {**_ok("a page of jobs", _listing("jobs", obj({
+                "job_id": UUID, "domain": {"type": "string"}, "batch_id": {**UUID, "nullable": True},
+                "status": STATUS, "outcome": OUTCOME, "error": {"type": "string", "nullable": True},
+                "urls_found": {"type": "integer"}, "created_at": TS, "finished_at": TS,
+                "links": {"type": "object"}}))), "400": e400}}},
+        "/api/v1/domains": {"get": {
+            "summary": "Scanned domains", "operationId": "listDomains",
+            "parameters": [LIMIT, CURSOR, _query("q", {"type": "string", "description": "part of the name"}),
+                           _query("has_sitemap", {"type": "boolean"}),
+                           _query("sort", {"type": "string", "enum": ["last_scan", "url_count", "name"]})],
+            "responses": {**_ok("a page of domains", _listing("domains", obj({
+                "domain": {"type": "string"}, "title": {"type": "string", "nullable": True},
+                "url_count": {"type": "integer"}, "sitemap_count": {"type": "integer"}, "last_scan_at": TS,
+                "last_job_id": {**UUID, "nullable": True}, "links": {"type": "object"}}))), "400": e400}}},
         "/health": {"get": {"summary": "Database and scrapyd reachability", "operationId": "health",
                             "responses": {**_ok("all up", ref("Health")), "503": {"description": "a dependency is down",
                                           "content": {"application/json": {"schema": ref("Health")}}}}}},

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, select, text, update
+from sqlalchemy import and_, bindparam, case, func, literal, select, text, tuple_, update
 from sqlalchemy.engine import Engine
 
 from pipelines.domains import Site
@@ -277,6 +277,95 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).where(jobs.c.scrapyd_jobid == crawl_id,
                                                            jobs.c.status.in_(ACTIVE))).scalar_one()
+
+
+    # ---------------------------------------------------------------- listings (keyset paged, newest first)
+    def list_batches(self, status: str | None, created_after: dt.datetime | None, after: tuple[Any, str] | None,
+                     limit: int, tenant: Any = None) -> tuple[int, list[dict[str, Any]]]:
+        where = []
+        if status:
+            where.append(batches.c.status == status)
+        if created_after is not None:
+            where.append(batches.c.created_at > created_after)
+        if tenant is not None:
+            where.append(batches.c.tenant_id == tenant)
+        q = select(batches.c.id, batches.c.status, batches.c.created_at, batches.c.finished_at,
+                   batches.c.total_jobs).where(*where)
+        if after is not None:
+            q = q.where(tuple_(batches.c.created_at, batches.c.id) < tuple_(literal(_ts(after[0]), batches.c.created_at.type),
+                                                                   literal(_uuid(after[1]), batches.c.id.type)))
+        q = q.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(batches).where(*where)).scalar_one()
+            return total, [dict(r) for r in conn.execute(q).mappings()]
+
+    def list_jobs(self, domain: str | None, status: str | None, outcome: str | None, batch_id: uuid.UUID | None,
+                  after: tuple[Any, str] | None, limit: int, tenant: Any = None) -> tuple[int, list[dict[str, Any]]]:
+        where = []
+        for column, wanted in ((jobs.c.domain, domain), (jobs.c.status, status), (jobs.c.outcome, outcome),
+                               (jobs.c.batch_id, batch_id)):
+            if wanted is not None:
+                where.append(column == wanted)
+        if tenant is not None:
+            where.append(jobs.c.tenant_id == tenant)
+        q = select(jobs.c.id, jobs.c.domain, jobs.c.batch_id, jobs.c.status, jobs.c.outcome, jobs.c.error,
+                   jobs.c.urls_found, jobs.c.created_at, jobs.c.finished_at).where(*where)
+        if after is not None:
+            q = q.where(tuple_(jobs.c.created_at, jobs.c.id) < tuple_(literal(_ts(after[0]), jobs.c.created_at.type),
+                                                             literal(_uuid(after[1]), jobs.c.id.type)))
+        q = q.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(jobs).where(*where)).scalar_one()
+            return total, [dict(r) for r in conn.execute(q).mappings()]
+
+    def list_domains(self, q: str | None, has_sitemap: bool | None, sort: str, after: tuple[Any, Any] | None,
+                     limit: int, tenant: Any = None) -> tuple[int, list[dict[str, Any]]]:
+        where = []
+        if q:
+            where.append(domains.c.name.contains(q.lower(), autoescape=True))
+        if has_sitemap is not None:
+            where.append(domains.c.sitemap_count > 0 if has_sitemap else domains.c.sitemap_count == 0)
+        if tenant is not None:
+            where.append(domains.c.name.in_(select(jobs.c.domain).where(jobs.c.tenant_id == tenant)))
+        if sort == "name":
+            key, order = domains.c.name, (domains.c.name.asc(), domains.c.id.asc())
+        elif sort == "url_count":
+            key, order = domains.c.url_count, (domains.c.url_count.desc(), domains.c.id.desc())
+        else:  # last_scan: never-scanned domains last
+            key = func.coalesce(domains.c.last_scan_at, literal(_EPOCH, domains.c.last_scan_at.type))
+            order = (key.desc(), domains.c.id.desc())
+        stmt = select(domains.c.id, domains.c.name, domains.c.title, domains.c.url_count, domains.c.sitemap_count,
+                      domains.c.last_scan_at, domains.c.last_job_id).where(*where)
+        if after is not None:
+            if not isinstance(after[1], int):
+                raise ValueError("cursor")
+            value = literal(after[0] if sort != "last_scan_at" else (_ts(after[0]) if after[0] else _EPOCH), key.type)
+            if sort == "name":
+                stmt = stmt.where(tuple_(key, domains.c.id) > tuple_(value, after[1]))
+            else:
+                stmt = stmt.where(tuple_(key, domains.c.id) < tuple_(value, after[1]))
+        stmt = stmt.order_by(*order).limit(limit)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(domains).where(*where)).scalar_one()
+            return total, [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _ts(value: Any) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("cursor") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValueError("cursor") from None
 
 
 def derive_batch_status(row: dict[str, Any], info: dict[str, Any]) -> tuple[str, dt.datetime | None]:

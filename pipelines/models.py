@@ -82,6 +82,7 @@ class Base(DeclarativeBase):
 
 class BatchJob(Base):
     __tablename__ = "batch_jobs"
+    __table_args__ = (Index("ix_batch_jobs_created", "created_at", "id"),)  # migration 0007: newest first
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     status: Mapped[BatchStatus] = mapped_column(_enum(BatchStatus, "batch_status"), default=BatchStatus.PENDING)
@@ -98,6 +99,9 @@ class Job(Base):
         # added by migration 0002 (API): batch job listings in domain order, dispatcher queue order
         Index("ix_jobs_batch_domain", "batch_id", "domain"),
         Index("ix_jobs_status_created", "status", "created_at"),
+        # added by migration 0007 (listings, newest first): GET /api/v1/jobs and a domain's scans
+        Index("ix_jobs_created", "created_at", "id"),
+        Index("ix_jobs_domain_created", "domain", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -131,6 +135,10 @@ class Job(Base):
 
 class Domain(Base):
     __tablename__ = "domains"
+    __table_args__ = (  # migration 0007: GET /api/v1/domains sorted by last scan or URL count
+        Index("ix_domains_last_scan", "last_scan_at", "id"),
+        Index("ix_domains_url_count", "url_count", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
