@@ -159,8 +159,10 @@ class CrawlSummary:
                         Job.sitemaps_failed).where(Job.id.in_(ids[start:start + 500])))
                     for row in rows:
                         result = self.results[str(row.id)]
-                        result.status = getattr(row.status, "value", row.status)
-                        result.outcome = getattr(row.outcome, "value", row.outcome) or result.outcome
+                        status = getattr(row.status, "value", row.status)
+                        if row.outcome is not None or status != result.status:  # the spider's, unless overruled
+                            result.outcome = getattr(row.outcome, "value", row.outcome)
+                        result.status = status
                         result.error, result.urls = row.error, row.urls_found
                         result.sitemaps_found, result.sitemaps_failed = row.sitemaps_found, row.sitemaps_failed
                         result.known = True
