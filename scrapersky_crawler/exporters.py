@@ -1,62 +1,63 @@
-"""Feed exporters for `-O urls.csv|.jsonl|.json`: one row per page URL.
+"""`-O urls.csv` (and .json, .jsonl/.jsonlines/.jl, .xml, .marshal, .pickle): one row per page URL.
 
-URLs travel through Scrapy's engine in `PageBatch` chunks; these exporters flatten each chunk into
-rows and skip the bookkeeping items (jobs, sitemaps, home pages).
+URLs travel through Scrapy's engine in `PageBatch` chunks. `UrlFeedExporter` (in place of Scrapy's
+FeedExporter) hands each feed one row per URL, in the columns and formats of `pipelines.rows` (those of
+the API's URL listings), and leaves the bookkeeping items (jobs, sitemaps, home pages) out. So any
+format's exporter writes URL rows, and Scrapy's `Stored csv feed (N items)` line counts URLs.
+
+The feed does not read the database: `first_seen_at` is empty, `last_seen_at` is when this crawl read
+the URL. A URL listed in two sitemaps of a domain gets a row for each (with its `sitemap_url`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
-from scrapy.exporters import CsvItemExporter, JsonItemExporter, JsonLinesItemExporter
+from scrapy.exporters import CsvItemExporter, XmlItemExporter
+from scrapy.extensions.feedexport import FeedExporter
 
+from pipelines.rows import URL_COLUMNS, csv_cell, url_row
 from scrapersky_crawler.items import PageBatch
 
-FIELDS = ("url", "domain", "lastmod", "changefreq", "priority", "sitemap", "alternates", "images", "news", "videos")
-_NESTED = ("alternates", "images", "news", "videos")
 
-
-def page_rows(batch: PageBatch, flat: bool) -> Any:
-    """Rows of a batch; `flat` (CSV) turns nested values into JSON text."""
+def page_rows(batch: PageBatch, seen_at: dt.datetime) -> Any:
+    """The URL rows of a chunk."""
     for page in batch.pages:
-        lastmod = page["lastmod"]
-        row = {
-            "url": page["url"],
-            "domain": batch.domain,
-            "lastmod": lastmod.isoformat() if isinstance(lastmod, dt.datetime) else lastmod,
-            "changefreq": page["changefreq"],
-            "priority": page["priority"],
-            "sitemap": batch.sitemap_url,
-        }
-        for name in _NESTED:
-            value = page.get(name)
-            row[name] = json.dumps(value, ensure_ascii=False) if flat and value is not None else value
-        yield row
+        yield url_row({**page, "sitemap_url": batch.sitemap_url, "last_seen_at": seen_at})
 
 
-class _Flattening:
-    flat = False
-
-    def export_item(self, item: Any) -> Any:
-        if isinstance(item, PageBatch):
-            for row in page_rows(item, self.flat):
-                super().export_item(row)  # type: ignore[misc]
-        return item
+class UrlFeedExporter(FeedExporter):
+    def item_scraped(self, item: Any, spider: Any) -> None:
+        if not isinstance(item, PageBatch):
+            return
+        for row in page_rows(item, dt.datetime.now(dt.timezone.utc)):
+            super().item_scraped(row, spider)
 
 
-class PageCsvItemExporter(_Flattening, CsvItemExporter):
-    flat = True
+class UrlCsvItemExporter(CsvItemExporter):
+    """CSV with the API's columns; nested values as JSON text."""
 
     def __init__(self, file: Any, **kwargs: Any):
-        kwargs.setdefault("fields_to_export", list(FIELDS))
+        kwargs["fields_to_export"] = kwargs.get("fields_to_export") or list(URL_COLUMNS)
         super().__init__(file, **kwargs)
 
+    def serialize_field(self, field: Any, name: str, value: Any) -> Any:
+        return csv_cell(value)
 
-class PageJsonLinesItemExporter(_Flattening, JsonLinesItemExporter):
-    pass
+
+class UrlXmlItemExporter(XmlItemExporter):
+    """XML without the text `None` for missing values: they are empty elements."""
+
+    def serialize_field(self, field: Any, name: str, value: Any) -> Any:
+        return _no_none(value)
 
 
-class PageJsonItemExporter(_Flattening, JsonItemExporter):
-    pass
+def _no_none(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return {k: _no_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_none(v) for v in value]
+    return value

@@ -1,8 +1,8 @@
 """What the spider hands to the pipelines.
 
 Page URLs travel in chunks (`PageBatch`): one Scrapy item per URL costs ~45 µs in the engine, too slow
-for sites of millions of URLs. The feed exporters in `scrapersky_crawler.exporters` flatten them back
-to one row per URL for `-O urls.csv`.
+for sites of millions of URLs. `scrapersky_crawler.exporters.UrlFeedExporter` spreads them back into
+one row per URL for `-O urls.csv`.
 """
 
 from __future__ import annotations

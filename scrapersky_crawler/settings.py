@@ -47,14 +47,15 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "scrapersky_crawler.extensions.ProgressLog": 500,
     "scrapersky_crawler.extensions.LargeBuffersToSystem": 0,
+    "scrapersky_crawler.extensions.CrawlSummary": 0,
+    # `-O urls.csv` (every format): one row per page URL, in the API's columns (pipelines.rows).
+    "scrapy.extensions.feedexport.FeedExporter": None,
+    "scrapersky_crawler.exporters.UrlFeedExporter": 0,
 }
 SCRAPERSKY_MMAP_THRESHOLD = 1024 * 1024  # buffers from this size on are mmapped (glibc); 0 leaves glibc alone
-# `-O urls.csv` / `.jsonl` / `.json`: one row per page URL (PageBatch items are flattened).
 FEED_EXPORTERS = {
-    "csv": "scrapersky_crawler.exporters.PageCsvItemExporter",
-    "jsonlines": "scrapersky_crawler.exporters.PageJsonLinesItemExporter",
-    "jsonl": "scrapersky_crawler.exporters.PageJsonLinesItemExporter",
-    "json": "scrapersky_crawler.exporters.PageJsonItemExporter",
+    "csv": "scrapersky_crawler.exporters.UrlCsvItemExporter",
+    "xml": "scrapersky_crawler.exporters.UrlXmlItemExporter",
 }
 FEED_EXPORT_ENCODING = "utf-8"
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
-import datetime as dt
-import json
 import math
 import uuid
 from collections.abc import Iterator
@@ -392,38 +389,6 @@ def test_rescan_tracks_new_and_removed_urls(site_server, run_crawl, db_url):
     assert sitemaps == collections.Counter(u + p for p in ("/index.xml", "/a.xml", "/b.xml", "/c.xml"))
     last = {s.url: (s.first_job_id, s.last_job_id) for s in data.sitemaps}
     assert last[u + "/b.xml"] == (j1, j1) and last[u + "/a.xml"] == (j1, j3) and last[u + "/c.xml"] == (j2, j3)
-
-
-# --------------------------------------------------------------------------------------------------
-# Feed exports
-# --------------------------------------------------------------------------------------------------
-EXPORT_COLUMNS = {"url", "domain", "lastmod", "changefreq", "priority", "sitemap"}
-
-
-def test_csv_and_jsonl_exports_have_one_row_per_page(run_crawl, sqlite_url, tmp_path):
-    case = CATALOGUE["bad-values.test"]
-    csv_path, jsonl_path = tmp_path / "out.csv", tmp_path / "out.jsonl"
-    result = run_crawl(["-a", f"domain={case.host}", "-O", str(csv_path), "-O", str(jsonl_path)], sqlite_url)
-    assert result.returncode == 0, result.summary()
-    with csv_path.open(newline="", encoding="utf-8") as f:
-        csv_rows = list(csv.DictReader(f))
-    jsonl_rows = [json.loads(line) for line in jsonl_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    (sitemap_url,) = case.sitemaps
-    for name, rows in (("csv", csv_rows), ("jsonl", jsonl_rows)):
-        assert rows, f"{name}: no rows"
-        assert EXPORT_COLUMNS <= set(rows[0]), f"{name}: columns {sorted(rows[0])}"
-        assert sorted(r["url"] for r in rows) == sorted(case.expected_urls), f"{name}: not one row per page URL"
-        problems = []
-        for row in rows:
-            want = case.attrs[row["url"]]
-            got_lastmod = dt.datetime.fromisoformat(row["lastmod"].replace("Z", "+00:00")) if row["lastmod"] else None
-            got_priority = float(row["priority"]) if row["priority"] not in (None, "") else None
-            got = {"lastmod": got_lastmod, "changefreq": row["changefreq"] or None, "priority": got_priority,
-                   "domain": row["domain"], "sitemap": row["sitemap"]}
-            exp = {**want, "domain": case.host, "sitemap": sitemap_url}
-            problems += [f"{name} {row['url']}: {k} {got[k]!r}, expected {v!r}" for k, v in exp.items()
-                         if got[k] != v]
-        assert_no_problems(problems, result)
 
 
 # --------------------------------------------------------------------------------------------------

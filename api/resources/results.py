@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import uuid
 from typing import Any
 
 import falcon
 
 from pipelines.domains import DomainError, parse_site
-from api.http import (ApiError, _default, decode_cursor, dumps, encode_cursor, get_limit, json_response,
+from api.http import (ApiError, decode_cursor, dumps, encode_cursor, get_limit, json_response,
                       not_found)
 from api.store import HOME_FIELDS, Store
+from pipelines.rows import URL_COLUMNS, csv_cell, url_row
 
 API = "/api/v1"
-CSV_FIELDS = ["url", "lastmod", "changefreq", "priority", "sitemap_url", "first_seen_at", "last_seen_at",
-              "images", "videos", "news", "alternates"]
-
-
-def page_view(p: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "url": p["url"], "lastmod": p["lastmod"], "changefreq": p["changefreq"], "priority": p["priority"],
-        "sitemap_url": p["sitemap_url"], "first_seen_at": p["first_seen_at"], "last_seen_at": p["last_seen_at"],
-        "images": p["images"], "videos": p["videos"], "news": p["news"], "alternates": p["alternates"],
-    }
+page_view = url_row  # one row per URL, the same in every format and in the crawl's -O feeds
 
 
 def _status(v: Any) -> Any:
@@ -82,25 +73,14 @@ class JobUrlsResource:
     def _csv(self, job, change):
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(CSV_FIELDS)
+        writer.writerow(URL_COLUMNS)
         yield buf.getvalue().encode("utf-8")
         for chunk in self.store.stream_pages(job, change):
             buf.seek(0)
             buf.truncate()
             for p in chunk:
-                v = page_view(p)
-                writer.writerow([_cell(v[f]) for f in CSV_FIELDS])
+                writer.writerow([csv_cell(v) for v in page_view(p).values()])
             yield buf.getvalue().encode("utf-8")
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, default=_default)
-    if hasattr(value, "isoformat"):
-        return value.isoformat().replace("+00:00", "Z")
-    return value
 
 
 class JobSitemapsResource:

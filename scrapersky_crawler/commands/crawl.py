@@ -1,18 +1,35 @@
 """`scrapy crawl` with one-line errors (instead of tracebacks) for bad spider arguments and for a
-database that cannot be opened.
+database that cannot be opened, and a summary at the end: one line per domain on stdout (on stderr
+when a feed is written to stdout; into the log under scrapyd), whatever the log level.
+
+Exit status: 0 when every domain completed; 1 when a domain did not (failed, or cancelled), when the
+database cannot be opened, or when the crawl could not start; 2 for bad arguments. Under scrapyd
+(which passes `_job`) a domain's failure is reported through the database, and the exit status only
+says whether the crawl itself ran.
 
 Scrapy loads it through COMMANDS_MODULE; everything else is Scrapy's own `crawl` command.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 from scrapy.commands.crawl import Command as ScrapyCrawl
 
+from scrapersky_crawler.extensions import CrawlSummary
+
+logger = logging.getLogger(__name__)
+
 
 class Command(ScrapyCrawl):
+    crawler: Any = None
+
+    def _create_crawler(self, spidercls: Any) -> Any:
+        self.crawler = super()._create_crawler(spidercls)
+        return self.crawler
+
     def run(self, args: list[str], opts: Any) -> None:
         if args and self.crawler_process is not None:
             try:
@@ -31,6 +48,24 @@ class Command(ScrapyCrawl):
             self.exitcode = 1
             return
         super().run(args, opts)
+        self._summarise(under_scrapyd="_job" in opts.spargs)
+
+    def _summarise(self, under_scrapyd: bool) -> None:
+        summary = self.crawler.get_extension(CrawlSummary) if self.crawler is not None else None
+        if summary is None or not summary.results:
+            return
+        if under_scrapyd:
+            for line in summary.lines():
+                logger.info("%s", line)
+            return
+        feeds = self.settings.getdict("FEEDS")
+        out = sys.stderr if any(str(uri).startswith("stdout:") for uri in feeds) else sys.stdout
+        text = "\n".join(summary.lines()) + "\n"
+        encoding = getattr(out, "encoding", None) or "utf-8"
+        out.write(text.encode(encoding, "replace").decode(encoding))
+        out.flush()
+        if summary.failed and not self.exitcode:
+            self.exitcode = 1
 
     def _database_opens(self) -> bool:
         """When the crawl stores into a database, open it (and bring its schema up to date) first."""

@@ -557,7 +557,15 @@ def _failed(scan: Scan, record: SitemapFile, error: str) -> SitemapFile:
 
 
 def _reason(failure: Failure) -> str:
-    return one_line(failure.getErrorMessage() or failure.type.__name__, 200)
+    """A failure in words: Twisted wraps connection failures (ResponseNeverReceived, ResponseFailed)
+    around a list of failures whose own message says what happened."""
+    inner = getattr(failure.value, "reasons", None)
+    if inner and isinstance(inner[0], Failure):
+        failure = inner[0]
+    message = failure.getErrorMessage()
+    name = failure.type.__name__
+    text = f"{name}: {message}" if message and name not in message else (message or name)
+    return one_line(text, 200)
 
 
 def _origin(url: str) -> str:
