@@ -4,8 +4,9 @@
 scheme, user info, port 80/443, path, query and fragment are dropped; case is folded; one trailing
 dot is removed; a leading `www.` is removed when what remains still has two labels; internationalised
 names become punycode (IDNA 2008 with UTS #46 mapping). Anything that is not a public-looking DNS
-name is rejected with a reason (`InvalidDomain.reason`): IP addresses, single labels, bad characters,
-labels over 63 characters, names over 253, other ports.
+name is rejected with a reason (`InvalidDomain.reason`): IP addresses (in any spelling), internal names
+(`*.internal`, `*.local`, `*.localhost`, `*.svc`, ...: `pipelines.netpolicy`), single labels, bad
+characters, labels over 63 characters, names over 253, other ports.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import ipaddress
 import re
 
 import idna
+
+from pipelines.netpolicy import host_reason
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -89,6 +92,9 @@ def normalise_domain(value: object) -> str:
                 raise InvalidDomain(f"label {label!r} is not valid punycode") from None
     if labels[-1].isdigit():
         raise InvalidDomain("the last label is numeric: IP addresses are not domains")
+    internal = host_reason(host)  # the crawler's own policy: IP literals in any spelling, internal names
+    if internal:
+        raise InvalidDomain(internal)
     if labels[0] == "www" and len(labels) > 2:
         labels = labels[1:]
     return ".".join(labels)
