@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from urllib.request import getproxies
 
 from scrapy import Request
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import IgnoreRequest
 from scrapy.resolver import CachingThreadedResolver
 from scrapy.utils.datatypes import LocalCache
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -61,7 +61,9 @@ class RefusedAddress(DNSLookupError):
 
 def _proxy_hosts() -> set[str]:
     hosts = set()
-    for url in getproxies().values():
+    for scheme, url in getproxies().items():
+        if scheme == "no":  # no_proxy: hosts reached directly, checked like any other
+            continue
         try:
             host = urlsplit(url if "://" in url else "//" + url).hostname
         except ValueError:
@@ -128,7 +130,8 @@ class RequestGuard:
         if guard.allow_private:
             logger.warning("SCRAPERSKY_ALLOW_PRIVATE is on: the crawl may reach private and loopback addresses")
         elif not crawler.settings.getbool("TWISTED_REACTOR_ENABLED", True):
-            raise NotConfigured("the request guard needs the Twisted reactor (TWISTED_REACTOR_ENABLED)")
+            # Without Twisted, connections would not go through GuardedResolver: refuse to crawl at all.
+            raise RuntimeError("the request guard needs the Twisted reactor (TWISTED_REACTOR_ENABLED=True)")
         return guard
 
     async def process_request(self, request: Request) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.db import make_engine
-from pipelines.models import Base, Domain, Job, Page, Sitemap
+from pipelines.models import Base, Job, Page, Sitemap
 from tests.conftest import REPO_ROOT, crawl_env, run_scrapy_crawl
 from tests.site_catalogue import HTML, TEXT, XML, home_page, robots_txt, sitemap_index, urlset
 from tests.sites import Resp, Site, SiteServer, redirect

@@ -10,8 +10,6 @@ from scrapy.settings import Settings
 from api.domains import InvalidDomain, normalise_domain
 from pipelines.netpolicy import address_reason, allow_private, host_reason, internal_name_reason, ip_literal
 
-LOOPBACK = ipaddress.ip_address("127.0.0.1")
-
 
 @pytest.mark.parametrize("host,expected", [
     ("127.0.0.1", "127.0.0.1"), ("2130706433", "127.0.0.1"), ("0x7f000001", "127.0.0.1"),
