@@ -33,7 +33,7 @@ CURSOR = {"name": "cursor", "in": "query", "schema": {"type": "string"},
 
 OUTCOME = {"type": "string", "nullable": True, "enum": [o.value for o in Outcome] + [None],
            "description": "what happened, once the job is final (see pipelines/status.py): ok, warnings, "
-                          "no_sitemap (complete); unreachable, sitemaps_failed, interrupted, crawl_lost, "
+                          "no_sitemap (complete); unreachable, refused, sitemaps_failed, interrupted, crawl_lost, "
                           "database, dispatch, error (failed); cancelled"}
 
 

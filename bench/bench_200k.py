@@ -12,8 +12,8 @@ Everything stays on 127.0.0.1:
    with its peak RSS taken from ``os.wait4`` (``ru_maxrss``, KiB on Linux):
 
    a. ``usp``: ultimate-sitemap-parser ``sitemap_tree_for_homepage`` + counting ``tree.all_pages()``;
-   b. ``scrapersky``: ``python -m scrapy crawl sitemap -a domain=http://127.0.0.1:PORT`` in the repository,
-      ``DATABASE_URL`` pointing at a fresh PostgreSQL database (schema migrated before the timed run, database
+   b. ``scrapersky``: ``python -m scrapy crawl sitemap -a domain=http://127.0.0.1:PORT`` in the repository
+      (with ``SCRAPERSKY_ALLOW_PRIVATE=1``: the site is on loopback), ``DATABASE_URL`` pointing at a fresh PostgreSQL database (schema migrated before the timed run, database
       dropped afterwards); the rows in ``pages`` must equal N;
    c. ``stock`` (``--stock``): Scrapy's stock ``SitemapSpider`` that parses every sitemap but requests no page.
 
@@ -567,8 +567,9 @@ def run_scrapersky(ctx: dict, tag: str) -> dict:
                "-s", "LOG_LEVEL=INFO"]
         for s in ctx["scrapy_settings"]:
             cmd += ["-s", s]
-        r = run_measured(cmd, cwd=ctx["project_dir"], env=clean_env(DATABASE_URL=url), log=log,
-                         timeout=ctx["timeout"])
+        # the fixture site is on 127.0.0.1: the crawl must be allowed to reach it
+        r = run_measured(cmd, cwd=ctx["project_dir"], env=clean_env(DATABASE_URL=url, SCRAPERSKY_ALLOW_PRIVATE="1"),
+                         log=log, timeout=ctx["timeout"])
         r["database"] = dbname or url
         r["urls"], err = count_pages(url)
         if r["rc"] != 0 or r["timed_out"]:

@@ -33,6 +33,8 @@ from functools import lru_cache
 
 import idna
 
+from pipelines.netpolicy import host_reason, ip_literal
+
 MAX_INPUT = 2048
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
@@ -114,10 +116,10 @@ def parse_site(value: object, strict: bool = False) -> Site:
     if "@" in authority:
         authority = authority.rsplit("@", 1)[1]
     host, port = _split_port(authority)
+    if strict and ip_literal(host) is not None:  # in any spelling: 0x7f.1, 2130706433, ::ffff:7f00:1
+        raise DomainError(f"IP addresses are not domains ({host_reason(host)})")
     ip = _ip(host)
     if ip is not None:
-        if strict:
-            raise DomainError("IP addresses are not domains")
         host = f"[{ip}]" if ip.version == 6 else str(ip)
     else:
         host = _hostname(host)
@@ -134,9 +136,9 @@ def parse_site(value: object, strict: bool = False) -> Site:
                 raise DomainError("needs at least two labels, like example.com")
             if labels[-1].isdigit():
                 raise DomainError("the last label is numeric: IP addresses are not domains")
-            reason = internal_name_reason(host)
+            reason = host_reason(host)
             if reason:
-                raise DomainError(reason)
+                raise DomainError(f"{reason}, not a public site")
         registrable = _registrable(host)
         if registrable == "":
             raise DomainError(f"{host!r} is a public suffix, not a site: give a domain under it")
@@ -220,14 +222,3 @@ def _hostname(host: str) -> str:
             except (idna.IDNAError, UnicodeError, ValueError):
                 raise DomainError(f"label {label!r} is not valid punycode") from None
     return host
-
-
-_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".svc", ".cluster.local", ".lan", ".home.arpa",
-                      ".localdomain")
-
-
-def internal_name_reason(host: str) -> str | None:
-    """Why a host name points inside a network (refused by the API), or None."""
-    if host in ("localhost", "localhost.localdomain") or host.endswith(_INTERNAL_SUFFIXES):
-        return f"{host!r} is an internal name, not a public site"
-    return None

@@ -12,6 +12,8 @@ A job has a `status` (where it is in its life) and, once final, an `outcome` (wh
 | complete  | `no_sitemap`      | the site answered, but publishes no sitemap we could find                    |
 | failed    | `unreachable`     | every origin tried failed at connection level or answered 5xx on both the   |
 |           |                   | home page and robots.txt (a dead domain behind a proxy answers 502/503/504)  |
+| failed    | `refused`         | every origin was refused by the crawler's guard (an internal address or     |
+|           |                   | name: `scrapersky_crawler/guard.py`); nothing was fetched                    |
 | failed    | `sitemaps_failed` | sitemaps were found, none could be read                                      |
 | failed    | `interrupted`     | the crawl was stopped (Ctrl-C, SIGTERM, cancel) before the domain finished   |
 | failed    | `crawl_lost`      | the crawl process or its node died, and the retries ran out                  |
@@ -49,6 +51,7 @@ class Outcome(str, enum.Enum):
     WARNINGS = "warnings"
     NO_SITEMAP = "no_sitemap"
     UNREACHABLE = "unreachable"
+    REFUSED = "refused"
     SITEMAPS_FAILED = "sitemaps_failed"
     INTERRUPTED = "interrupted"
     CRAWL_LOST = "crawl_lost"

@@ -18,6 +18,11 @@ REDIRECT_MAX_TIMES = 5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 DNS_TIMEOUT = 15
+# The crawler never reaches inside (scrapersky_crawler/guard.py): every request is checked, and names
+# are resolved once and checked by the resolver Twisted connects through.
+DOWNLOADER_MIDDLEWARES = {"scrapersky_crawler.guard.RequestGuard": 760}  # after HttpProxyMiddleware (750)
+TWISTED_DNS_RESOLVER = "scrapersky_crawler.guard.GuardedResolver"
+SCRAPERSKY_ALLOW_PRIVATE = False  # True (or env SCRAPERSKY_ALLOW_PRIVATE=1): private targets, for local use
 REACTOR_THREADPOOL_MAXSIZE = 10
 
 # Compressed bytes downloaded per file (the decompressed cap is SITEMAP_MAX_BYTES).

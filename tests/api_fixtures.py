@@ -164,6 +164,8 @@ class ScrapydProcess:
         self.env = {**os.environ, **env, "HOME": str(self.home), "SCRAPYD_HTTP_PORT": str(self.port),
                     "SCRAPYD_BIND_ADDRESS": "127.0.0.1", "PYTHONPATH": str(REPO),
                     "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        if "SCRAPERSKY_ALLOW_PRIVATE" not in env:  # the guard stays on unless a test opts in
+            self.env.pop("SCRAPERSKY_ALLOW_PRIVATE", None)
         if username:
             self.env.update(SCRAPYD_USERNAME=username, SCRAPYD_PASSWORD=password or "")
         self.proc: subprocess.Popen | None = None

@@ -122,6 +122,9 @@ def crawl_env(server: SiteServer, db_url: str, env_extra: dict[str, str] | None 
     env["DATABASE_URL"] = db_url
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.pop("SCRAPY_SETTINGS_MODULE", None)
+    # The request guard is on: sites are `.test` names behind the proxy. A test that crawls 127.0.0.1
+    # directly opts in with env_extra={"SCRAPERSKY_ALLOW_PRIVATE": "1"}.
+    env.pop("SCRAPERSKY_ALLOW_PRIVATE", None)
     env.update(env_extra or {})
     return env
 

@@ -105,7 +105,7 @@ class Scan:
     rank: int = 0  # position in the crawl: earlier domains get their requests first
     tried: int = 0  # index in `origins` of the origin being tried
     base: str = ""  # scheme://host[:port] that answered
-    origin_errors: list[str] = field(default_factory=list)  # why each origin tried was given up
+    origin_errors: list[tuple[str, str]] = field(default_factory=list)  # (origin, why it was given up)
     started: float = field(default_factory=time.monotonic)
     outstanding: int = 0  # requests and callbacks not yet done (waiting ones included)
     waiting: list[tuple[int, int, Request]] = field(default_factory=list)  # sitemap requests, a heap
@@ -274,7 +274,7 @@ class SitemapCrawlSpider(SitemapSpider):
 
     def _give_up_origin(self, scan: Scan, why: str) -> Iterator[Request]:
         origin = scan.origins[scan.tried]
-        scan.origin_errors.append(f"{origin}: {why}")
+        scan.origin_errors.append((origin, why))
         scan.tried += 1
         if scan.tried < len(scan.origins):
             logger.info("%s: %s did not answer (%s); trying %s", scan.domain, origin, why, scan.origins[scan.tried])
@@ -299,7 +299,7 @@ class SitemapCrawlSpider(SitemapSpider):
     def _parse_home(self, response: Response) -> Iterator[Any]:
         scan: Scan = response.meta["scan"]
         if response.status >= 500:  # a dead host behind a proxy looks like this: ask robots.txt too
-            scan.origin_errors.append(f"{scan.origins[scan.tried]}/: HTTP {response.status}")
+            scan.origin_errors.append((scan.origins[scan.tried], f"HTTP {response.status} on /"))
             yield self._robots_request(scan, scan.origins[scan.tried], checking=True)
             return
         scan.base = _origin(response.url)
@@ -535,8 +535,13 @@ def scan_outcome(scan: Scan) -> tuple[Outcome, str | None]:
     """What happened to a finished scan, and the one-line error that goes with it (the vocabulary is
     documented in `pipelines.status`)."""
     if not scan.base:
-        tried = "; ".join(scan.origin_errors) or "no origin answered"
-        return Outcome.UNREACHABLE, one_line(f"could not reach {scan.domain}: {tried}")
+        reasons = [why for _, why in scan.origin_errors] or ["no origin answered"]
+        if len(set(reasons)) == 1:  # said once when every origin failed alike
+            tried = reasons[0]
+        else:
+            tried = "; ".join(f"{origin}: {why}" for origin, why in scan.origin_errors)
+        refused = all(why.startswith("refused: ") for why in reasons)
+        return (Outcome.REFUSED if refused else Outcome.UNREACHABLE), one_line(f"could not reach {scan.domain}: {tried}")
     if scan.sitemaps_found:
         if scan.sitemaps_failed or scan.error:
             return Outcome.WARNINGS, scan.error or f"{scan.sitemaps_failed} sitemap(s) failed"
@@ -557,15 +562,13 @@ def _failed(scan: Scan, record: SitemapFile, error: str) -> SitemapFile:
 
 
 def _reason(failure: Failure) -> str:
-    """A failure in words: Twisted wraps connection failures (ResponseNeverReceived, ResponseFailed)
-    around a list of failures whose own message says what happened."""
+    """A failure in words. Twisted wraps connection failures (ResponseNeverReceived, ResponseFailed)
+    around a list of failures: the first inner one says what happened, with its type's name."""
     inner = getattr(failure.value, "reasons", None)
     if inner and isinstance(inner[0], Failure):
-        failure = inner[0]
-    message = failure.getErrorMessage()
-    name = failure.type.__name__
-    text = f"{name}: {message}" if message and name not in message else (message or name)
-    return one_line(text, 200)
+        message, name = inner[0].getErrorMessage(), inner[0].type.__name__
+        return one_line(f"{name}: {message}" if message and name not in message else (message or name), 200)
+    return one_line(failure.getErrorMessage() or failure.type.__name__, 200)
 
 
 def _origin(url: str) -> str:

@@ -11,7 +11,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-OUTCOMES = ("ok", "warnings", "no_sitemap", "unreachable", "sitemaps_failed", "interrupted", "crawl_lost",
+OUTCOMES = ("ok", "warnings", "no_sitemap", "unreachable", "refused", "sitemaps_failed", "interrupted", "crawl_lost",
             "database", "dispatch", "error", "cancelled")
 
 
