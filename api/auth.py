@@ -10,7 +10,7 @@ per-request check cheap. The hash is looked up by its unique index and then comp
 Every `/api/v1` route except the OpenAPI document needs `Authorization: Bearer <key>`; `/health` and
 `/health/database` are public. The middleware sets `req.context.tenant` (the key's tenant: every batch
 and job created with it belongs to that tenant) and `req.context.is_admin` (admin keys see and cancel
-every tenant's work). Non-admin keys are rate limited per key (`limits`, in memory, per worker process).
+every tenant's work). Non-admin keys are rate limited per key (`limits`, moving window in memory, per worker process).
 
 `API_AUTH=off` (local use only) is refused unless the API listens on loopback; requests then act as an
 admin of the `default` tenant.
@@ -162,7 +162,7 @@ class AuthMiddleware:
             from limits import parse, storage, strategies
 
             self._rate = parse(config.rate_limit)
-            self._limiter = strategies.SlidingWindowCounterRateLimiter(storage.MemoryStorage())
+            self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
 
     def _key_info(self, key: str) -> KeyInfo | None:
         ttl = self.config.key_cache_seconds

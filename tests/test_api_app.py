@@ -297,8 +297,8 @@ def test_health_reports_scrapyd_down_as_503(api):
     assert c.simulate_get("/health/database").status_code == 200
 
 
-def test_health_reports_database_down_as_503():
-    _, c = make_client(make_config("postgresql://postgres@127.0.0.1:5432/postgres", f"http://127.0.0.1:{free_port()}"))
+def test_health_reports_database_down_as_503(api_pg_url):
+    _, c = make_client(make_config(api_pg_url, f"http://127.0.0.1:{free_port()}"))
     store = c.app.scrapersky_store
     from pipelines.db import make_engine
 
