@@ -349,3 +349,20 @@ def test_migration_gives_existing_work_to_the_default_tenant(backend, request, t
         assert c.simulate_get(f"{API}/status/{job_id}").status_code == 200
         assert c.simulate_get(f"{API}/batch/status/{batch_id}").json["total_jobs"] == 1
     assert_error(stranger.simulate_get(f"{API}/status/{job_id}"), 404)
+
+
+def test_openapi_declares_the_bearer_scheme_as_the_app_enforces_it(app):
+    anon = key_client(app, None)
+    doc = anon.simulate_get(f"{API}/openapi.json").json
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "description": doc["components"]["securitySchemes"]["bearerAuth"]["description"]}
+    for path, ops in doc["paths"].items():
+        concrete = path.replace("{job_id}", str(uuid.uuid4())).replace("{batch_id}", str(uuid.uuid4())).replace(
+            "{domain}", "example.com")
+        for method, op in ops.items():
+            secured = op["security"] == [{"bearerAuth": []}]
+            assert secured == ("401" in op["responses"]) == ("429" in op["responses"]), (path, method)
+            status = anon.simulate_request(method.upper(), concrete).status_code
+            assert (status == 401) == secured, (path, method, status)
+            if secured:
+                assert "Retry-After" in op["responses"]["429"]["headers"]
