@@ -1,6 +1,6 @@
 """`python -m api keys create NAME [--tenant T] [--admin]`, `keys list`, `keys revoke NAME`.
 
-The database is DATABASE_URL's (the same as the API's; default: SQLite ./scrapersky.db). `create` prints
+The database is DATABASE_URL's (as for `python -m api`; default: scrapersky.db in the repository). `create` prints
 the key once on stdout (and what to do with it on stderr), so `KEY=$(python -m api keys create ci)` works.
 A key's tenant defaults to its name; give several keys one `--tenant` to share work (e.g. to rotate a key).
 """
@@ -8,9 +8,13 @@ A key's tenant defaults to its name; give several keys one `--tenant` to share w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from api.auth import KeyNameError, check_name, create_key, list_keys, revoke_key
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +35,8 @@ def _engine():
 
     from pipelines.db import database_url, get_engine
 
-    url = database_url()
+    # the same default database as `python -m api`: ./scrapersky.db of the repository folder
+    url = database_url({"DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{REPO / 'scrapersky.db'}"})
     try:
         return get_engine(url)
     except Exception as exc:  # one line, without the password
