@@ -7,8 +7,9 @@ random keys, and SHA-256 is preimage resistant, so a leaked table reveals no key
 per-request check cheap. The hash is looked up by its unique index and then compared with
 `hmac.compare_digest`, so no timing difference depends on how much of a guess was right.
 
-Every `/api/v1` route except the OpenAPI document needs `Authorization: Bearer <key>`; `/health` and
-`/health/database` are public. The middleware sets `req.context.tenant` (the key's tenant: every batch
+Every route needs `Authorization: Bearer <key>` unless its resource says `public = True` (`/health`,
+`/health/database`, the OpenAPI document). The decision is made on the routed resource, not on the path
+string, so spellings such as `//api/v1/...` cannot slip past it; unknown routes answer 404. The middleware sets `req.context.tenant` (the key's tenant: every batch
 and job created with it belongs to that tenant) and `req.context.is_admin` (admin keys see and cancel
 every tenant's work). Non-admin keys are rate limited per key (`limits`, moving window in memory, per worker process).
 
@@ -42,8 +43,6 @@ logger = logging.getLogger("api")
 api_keys = ApiKey.__table__
 KEY_PREFIX = "ssk_"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-API = "/api/v1"
-PUBLIC_PATHS = frozenset({"/health", "/health/database", f"{API}/openapi.json"})
 FIRST_KEY_HINT = "python -m api keys create NAME --admin"
 
 
@@ -185,8 +184,9 @@ class AuthMiddleware:
         req.context.tenant = None
         req.context.is_admin = False
         req.context.key_name = None
-        path = req.path.rstrip("/") or "/"
-        if path in PUBLIC_PATHS or not (path == API or path.startswith(API + "/")):
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        if resource is None or getattr(resource, "public", False):
             return
         if not self.config.auth_enabled and is_loopback_listener(req):
             req.context.tenant = DEFAULT_TENANT

@@ -176,6 +176,8 @@ def _secure(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
 
 
 class OpenApiResource:
+    public = True  # no API key needed (api/auth.py)
+
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
 

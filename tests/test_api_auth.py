@@ -57,7 +57,8 @@ def test_every_api_route_needs_a_valid_key_and_public_ones_do_not(app):
               ("GET", f"{API}/jobs/{job['job_id']}/urls"), ("GET", f"{API}/jobs/{job['job_id']}/sitemaps"),
               ("GET", f"{API}/domains/a.test"), ("POST", f"{API}/jobs/{job['job_id']}/cancel"),
               ("POST", f"{API}/batch/{batch['batch_id']}/cancel"), ("POST", f"{API}/scrapersky"),
-              ("POST", f"{API}/batch"), ("GET", f"{API}/no-such-route")]
+              ("POST", f"{API}/batch"), ("GET", f"//api/v1/status/{job['job_id']}"),
+              ("GET", f"/api/v1/status/{job['job_id']}/"), ("POST", f"//api/v1/jobs/{job['job_id']}/cancel")]
     bad_headers = [None, f"Bearer {key}x", f"Basic {key}", "Bearer", f"bearer  {key[:-1]}", "Bearer " + "x" * 5000]
     for method, path in routes:
         for header in bad_headers:
@@ -66,6 +67,10 @@ def test_every_api_route_needs_a_valid_key_and_public_ones_do_not(app):
             assert_error(r, 401)
             assert r.headers["www-authenticate"].startswith("Bearer")
             assert key not in r.text and "c.test" not in r.text
+    # other spellings of a path either route (and need the key) or do not route at all
+    for path in (f"/api/v1/%73tatus/{job['job_id']}", f"//api/v1//batch/status/{batch['batch_id']}",
+                 f"/api//v1/status/{job['job_id']}", f"/./api/v1/status/{job['job_id']}"):
+        assert key_client(app, None).simulate_get(path).status_code in (401, 404)
     # nothing was created or cancelled by the refused requests
     assert good.simulate_get(f"{API}/status/{job['job_id']}").json["status"] == "pending"
     with app.scrapersky_store.engine.connect() as conn:
@@ -78,6 +83,7 @@ def test_every_api_route_needs_a_valid_key_and_public_ones_do_not(app):
     assert anon.simulate_get("/health").status_code == 503  # scrapyd is down, but no 401
     assert anon.simulate_get(f"{API}/openapi.json").status_code == 200
     assert_error(anon.simulate_get("/nope"), 404)
+    assert_error(anon.simulate_get(f"{API}/no-such-route"), 404)
 
 
 def test_keys_are_stored_hashed_and_revoked_keys_stop_working(app):
