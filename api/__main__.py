@@ -40,7 +40,12 @@ def _wait_for(url: str, auth, proc: subprocess.Popen, timeout: float = 30.0) -> 
     return False
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:
+        from api import keys_cli
+
+        return keys_cli.main(argv[1:])
     env = dict(os.environ)
     procs: list[subprocess.Popen] = []
     host = env.get("API_HOST", "127.0.0.1")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 
 import falcon
 
+from api.auth import FIRST_KEY_HINT, AuthMiddleware, active_key_count, auth_off_problem
 from api.config import Config
 from api.dispatcher import Dispatcher, make_clients
 from api.http import register_error_handlers
@@ -31,12 +33,23 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     from pipelines.db import get_engine
 
     config = config or Config.from_env()
-    logging.getLogger("api").setLevel(logging.INFO)
+    logger = logging.getLogger("api")
+    logger.setLevel(logging.INFO)
+    problem = auth_off_problem(config)
+    if problem:
+        print(problem, file=sys.stderr, flush=True)
+        raise SystemExit(4)  # gunicorn's "App failed to load": the arbiter stops instead of respawning
     store = Store(get_engine(config.database_url))
     clients = make_clients(config)
     dispatcher = Dispatcher(store, clients, config)
+    if not config.auth_enabled:
+        logger.warning("API authentication is OFF (API_AUTH=off, listening on loopback %s): every request acts "
+                       "as an admin", config.listen_host)
+    elif not active_key_count(store.engine):
+        logger.warning("no API key exists yet: every /api/v1 request will get 401. Create the first one with "
+                       "`%s` (prints the key once)", FIRST_KEY_HINT)
 
-    app = ScraperSkyApp(cors_enable=False)
+    app = ScraperSkyApp(cors_enable=False, middleware=[AuthMiddleware(store, config)])
     app.req_options.strip_url_path_trailing_slash = True
     register_error_handlers(app)
     app.add_route(f"{API}/scrapersky", ScanResource(store, config, dispatcher))

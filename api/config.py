@@ -38,6 +38,13 @@ class Config:
     max_crawls_per_node: int = 4  # pending+running scrapyd jobs per node before waiting
     reconcile_grace: float = 30.0  # seconds a crawl may be unknown to scrapyd after scheduling
     max_dispatch_attempts: int = 3
+    # API keys (api/auth.py) and quotas (api/quotas.py). Admin keys are exempt from quotas and the rate limit.
+    auth_enabled: bool = True  # API_AUTH=off: allowed only when listen_host is loopback
+    listen_host: str = "127.0.0.1"  # API_HOST: where the API listens
+    quota_domains_per_day: int = 10_000  # per tenant, rolling 24 h; 0 = no limit
+    quota_concurrent_batches: int = 5  # per tenant, batches with pending/running jobs; 0 = no limit
+    rate_limit: str | None = "20/second"  # per key and worker process (`limits` notation); None = off
+    key_cache_seconds: float = 5.0  # how long a worker trusts a key it checked (revocation delay)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Config":
@@ -53,7 +60,12 @@ class Config:
             project=env.get("SCRAPYD_PROJECT", "scrapersky"),
             spider=env.get("SCRAPYD_SPIDER", "sitemap"),
             run_dispatcher=_bool(env.get("API_RUN_DISPATCHER"), True),
+            auth_enabled=_bool(env.get("API_AUTH"), True),
+            listen_host=env.get("API_HOST") or "127.0.0.1",
         )
+        if "API_RATE_LIMIT" in env:
+            rate = env["API_RATE_LIMIT"].strip()
+            cfg.rate_limit = None if rate.lower() in ("", "0", "off", "none") else rate
         for name, attr, conv in (
             ("API_MAX_BATCH_DOMAINS", "max_batch_domains", int),
             ("API_MAX_BODY_BYTES", "max_body_bytes", int),
@@ -63,6 +75,9 @@ class Config:
             ("MAX_CRAWLS_PER_NODE", "max_crawls_per_node", int),
             ("RECONCILE_GRACE", "reconcile_grace", float),
             ("SCRAPYD_TIMEOUT", "scrapyd_timeout", float),
+            ("API_QUOTA_DOMAINS_PER_DAY", "quota_domains_per_day", int),
+            ("API_QUOTA_CONCURRENT_BATCHES", "quota_concurrent_batches", int),
+            ("API_KEY_CACHE_SECONDS", "key_cache_seconds", float),
         ):
             if env.get(name):
                 setattr(cfg, attr, conv(env[name]))

@@ -183,13 +183,48 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
         "/api/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                          "responses": _ok("OpenAPI 3 document", {"type": "object"})}},
     }
+    _secure(paths, schemas)
     return {"openapi": "3.0.3",
             "info": {"title": "ScraperSky API", "version": "1.0.0",
                      "description": "Sitemap crawling as a service: scan domains, follow batches, download URLs."},
-            "paths": paths, "components": {"schemas": schemas}}
+            "paths": paths,
+            "components": {"schemas": schemas, "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API key made with `python -m api keys create NAME`"}}}}
+
+
+PUBLIC = {"/health", "/health/database", "/api/v1/openapi.json"}
+
+
+def _secure(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Every /api/v1 operation but this document needs the bearer key: 401 without it, 429 over the
+    key's request rate (and, for new work, its quotas)."""
+    schemas["Error"]["properties"].update({
+        "retry_after": {"type": "integer", "description": "429: seconds to wait (as the Retry-After header)"},
+        "quota": {"type": "string", "enum": ["domains_per_day", "concurrent_batches"]},
+        "limit": {"type": "integer"}})
+    unauthorized = {**_err("missing, unknown or revoked API key"),
+                    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}}
+    for path, ops in paths.items():
+        if path in PUBLIC:
+            for op in ops.values():
+                op["security"] = []
+            continue
+        for method, op in ops.items():
+            op["security"] = [{"bearerAuth": []}]
+            creates = method == "post" and path in ("/api/v1/scrapersky", "/api/v1/batch")
+            op["responses"]["401"] = unauthorized
+            op["responses"]["429"] = {
+                **_err("over the quota of domains per day or concurrent batches, or the key's request rate"
+                       if creates else "over the key's request rate"),
+                "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}}
+            if "{" in path:
+                op["responses"].setdefault("404", _err("unknown id, or another tenant's"))
 
 
 class OpenApiResource:
+    public = True  # no API key needed (api/auth.py)
+
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
 

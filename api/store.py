@@ -6,15 +6,18 @@ No HTTP call ever happens inside one of these transactions.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, literal, select, text, tuple_, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from pipelines.domains import Site
-from pipelines.models import BatchJob, Domain, Job, Page, Sitemap, utcnow
+from pipelines.models import DEFAULT_TENANT, AppSecret, BatchJob, Domain, Job, Page, Sitemap, utcnow
 from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
 
 jobs = Job.__table__
@@ -22,6 +25,7 @@ batches = BatchJob.__table__
 domains = Domain.__table__
 pages = Page.__table__
 sitemaps = Sitemap.__table__
+app_secrets = AppSecret.__table__
 
 ACTIVE = [s.value for s in ACTIVE_JOB_STATUSES]
 HOME_FIELDS = ("home_url", "title", "description", "language", "favicon", "is_wordpress", "wordpress_version",
@@ -42,6 +46,12 @@ _JOB_STATUS_QUERY = (
     .select_from(jobs.outerjoin(domains, domains.c.name == jobs.c.domain))
     .where(jobs.c.id == bindparam("job_id", type_=jobs.c.id.type))
 )
+_TENANT_JOB_STATUS_QUERY = _JOB_STATUS_QUERY.where(jobs.c.tenant == bindparam("tenant"))
+
+
+def _mine(table, tenant: str | None) -> tuple:
+    """Where-clauses limiting `table` (jobs or batch_jobs) to a tenant's rows; none for None (admin)."""
+    return () if tenant is None else (table.c.tenant == tenant,)
 
 
 class Store:
@@ -56,43 +66,71 @@ class Store:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
+    @functools.cached_property
+    def cursor_key(self) -> bytes:
+        """The database's key for signing page cursors, made on first use (shared by every worker)."""
+        q = select(app_secrets.c.value).where(app_secrets.c.name == "cursor")
+        with self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+        if value is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(app_secrets.insert().values(name="cursor", value=secrets.token_hex(32)))
+            except IntegrityError:
+                pass  # another worker made it first
+            with self.engine.connect() as conn:
+                value = conn.execute(q).scalar_one()
+        return bytes.fromhex(value)
+
     # ---------------------------------------------------------------- creating work
-    def create_job(self, domain: str, options: dict[str, Any]) -> uuid.UUID:
+    def create_job(self, domain: str, options: dict[str, Any], tenant: str = DEFAULT_TENANT,
+                   quota=None) -> uuid.UUID:
+        """Store a pending job of `tenant`; `quota(conn, tenant, n_domains, new_batch)` may refuse it first."""
         job_id = uuid.uuid4()
         with self.engine.begin() as conn:
+            if quota is not None:
+                quota(conn, tenant, 1, False)
             conn.execute(jobs.insert().values(id=job_id, domain=domain, status=JobStatus.PENDING,
-                                              created_at=utcnow(), options=options or None))
+                                              created_at=utcnow(), options=options or None, tenant=tenant))
         return job_id
 
-    def create_batch(self, sites: list[Site], options: dict[str, Any]) -> tuple[uuid.UUID, int]:
+    def create_batch(self, sites: list[Site], options: dict[str, Any], tenant: str = DEFAULT_TENANT,
+                     quota=None) -> tuple[uuid.UUID, int]:
         batch_id = uuid.uuid4()
-        now = utcnow()
         job_opts = {k: v for k, v in options.items() if k == "max_pages"}
-        rows = [dict(id=uuid.uuid4(), domain=site.name, batch_id=batch_id, status=JobStatus.PENDING, created_at=now,
-                     options={**job_opts, "target": site.target}) for site in sites]
         with self.engine.begin() as conn:
+            if quota is not None:
+                quota(conn, tenant, len(sites), True)
+            now = utcnow()
+            rows = [dict(id=uuid.uuid4(), domain=site.name, batch_id=batch_id, status=JobStatus.PENDING,
+                         created_at=now, options={**job_opts, "target": site.target}, tenant=tenant) for site in sites]
             conn.execute(batches.insert().values(id=batch_id, status=BatchStatus.PENDING, created_at=now,
-                                                 total_jobs=len(rows), options=options or None))
+                                                 total_jobs=len(rows), options=options or None, tenant=tenant))
             for start in range(0, len(rows), 2000):
                 conn.execute(jobs.insert(), rows[start:start + 2000])
         return batch_id, len(rows)
 
     # ---------------------------------------------------------------- reading jobs
-    def get_job(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+    def get_job(self, job_id: uuid.UUID, tenant: str | None = None) -> dict[str, Any] | None:
+        """The job with its domain's home-page fields; None when missing or not `tenant`'s (None: any)."""
         with self.engine.connect() as conn:
-            row = conn.execute(_JOB_STATUS_QUERY, {"job_id": job_id}).mappings().first()
+            if tenant is None:
+                row = conn.execute(_JOB_STATUS_QUERY, {"job_id": job_id}).mappings().first()
+            else:
+                row = conn.execute(_TENANT_JOB_STATUS_QUERY, {"job_id": job_id, "tenant": tenant}).mappings().first()
         return dict(row) if row else None
 
-    def job_row(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+    def job_row(self, job_id: uuid.UUID, tenant: str | None = None) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id, *_mine(jobs, tenant))).mappings().first()
         return dict(row) if row else None
 
     def previous_job(self, job: dict[str, Any]) -> dict[str, Any] | None:
-        """The domain's complete scan before `job` (what "new" and "removed" compare with)."""
+        """The domain's complete scan before `job` (what "new" and "removed" compare with). Crawled data is
+        shared per domain, so this may be another tenant's scan (its id is only shown to its tenant)."""
         ref = job["finished_at"] or job["created_at"]
         q = (
-            select(jobs.c.id, jobs.c.finished_at)
+            select(jobs.c.id, jobs.c.finished_at, jobs.c.tenant)
             .where(jobs.c.domain == job["domain"], jobs.c.status == JobStatus.COMPLETE, jobs.c.id != job["id"],
                    jobs.c.finished_at < ref)
             .order_by(jobs.c.finished_at.desc())
@@ -144,7 +182,8 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
 
-    def get_domain(self, name: str) -> dict[str, Any] | None:
+    def get_domain(self, name: str, tenant: str | None = None) -> dict[str, Any] | None:
+        """The domain's shared crawled data, with `tenant`'s recent and latest jobs only (None: anyone's)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(domains).where(domains.c.name == name)).mappings().first()
             if row is None:
@@ -153,25 +192,25 @@ class Store:
             recent = conn.execute(
                 select(jobs.c.id, jobs.c.status, jobs.c.created_at, jobs.c.finished_at, jobs.c.urls_found,
                        jobs.c.new_urls, jobs.c.removed_urls, jobs.c.error)
-                .where(jobs.c.domain == name).order_by(jobs.c.created_at.desc()).limit(10)
+                .where(jobs.c.domain == name, *_mine(jobs, tenant)).order_by(jobs.c.created_at.desc()).limit(10)
             ).mappings().all()
             out["recent_jobs"] = [dict(r) for r in recent]
             latest_id = out.get("last_job_id")
             latest = None
             if latest_id is not None:
-                latest = conn.execute(select(jobs).where(jobs.c.id == latest_id)).mappings().first()
+                latest = conn.execute(select(jobs).where(jobs.c.id == latest_id, *_mine(jobs, tenant))).mappings().first()
             if latest is None:
                 latest = conn.execute(
-                    select(jobs).where(jobs.c.domain == name, jobs.c.status == JobStatus.COMPLETE)
+                    select(jobs).where(jobs.c.domain == name, jobs.c.status == JobStatus.COMPLETE, *_mine(jobs, tenant))
                     .order_by(jobs.c.finished_at.desc()).limit(1)
                 ).mappings().first()
             out["latest_job"] = dict(latest) if latest else None
         return out
 
     # ---------------------------------------------------------------- batches
-    def batch_row(self, batch_id: uuid.UUID) -> dict[str, Any] | None:
+    def batch_row(self, batch_id: uuid.UUID, tenant: str | None = None) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().first()
+            row = conn.execute(select(batches).where(batches.c.id == batch_id, *_mine(batches, tenant))).mappings().first()
         return dict(row) if row else None
 
     def batch_counts(self, batch_id: uuid.UUID, conn=None) -> dict[str, Any]:
@@ -242,21 +281,21 @@ class Store:
                 select(batches.c.id).where(batches.c.status.in_([BatchStatus.PENDING, BatchStatus.RUNNING])))]
 
     # ---------------------------------------------------------------- cancel
-    def cancel_job(self, job_id: uuid.UUID) -> tuple[str, dict[str, Any] | None]:
-        """('cancelled'|'final'|'missing', job row). Only pending/running jobs are cancelled."""
+    def cancel_job(self, job_id: uuid.UUID, tenant: str | None = None) -> tuple[str, dict[str, Any] | None]:
+        """('cancelled'|'final'|'missing', job row). Only pending/running jobs of `tenant` are cancelled."""
         now = utcnow()
         with self.engine.begin() as conn:
-            res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
+            res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE), *_mine(jobs, tenant))
                                .values(status=JobStatus.CANCELLED, finished_at=now, error="cancelled by request"))
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id, *_mine(jobs, tenant))).mappings().first()
         if row is None:
             return "missing", None
         return ("cancelled" if res.rowcount else "final"), dict(row)
 
-    def cancel_batch(self, batch_id: uuid.UUID) -> tuple[str, int]:
+    def cancel_batch(self, batch_id: uuid.UUID, tenant: str | None = None) -> tuple[str, int]:
         now = utcnow()
         with self.engine.begin() as conn:
-            row = conn.execute(select(batches.c.status).where(batches.c.id == batch_id)).first()
+            row = conn.execute(select(batches.c.status).where(batches.c.id == batch_id, *_mine(batches, tenant))).first()
             if row is None:
                 return "missing", 0
             res = conn.execute(update(jobs).where(jobs.c.batch_id == batch_id, jobs.c.status.in_(ACTIVE))
@@ -288,7 +327,7 @@ class Store:
         if created_after is not None:
             where.append(batches.c.created_at > created_after)
         if tenant is not None:
-            where.append(batches.c.tenant_id == tenant)
+            where.append(batches.c.tenant == tenant)
         q = select(batches.c.id, batches.c.status, batches.c.created_at, batches.c.finished_at,
                    batches.c.total_jobs).where(*where)
         if after is not None:
@@ -307,7 +346,7 @@ class Store:
             if wanted is not None:
                 where.append(column == wanted)
         if tenant is not None:
-            where.append(jobs.c.tenant_id == tenant)
+            where.append(jobs.c.tenant == tenant)
         q = select(jobs.c.id, jobs.c.domain, jobs.c.batch_id, jobs.c.status, jobs.c.outcome, jobs.c.error,
                    jobs.c.urls_found, jobs.c.created_at, jobs.c.finished_at).where(*where)
         if after is not None:
@@ -326,7 +365,7 @@ class Store:
         if has_sitemap is not None:
             where.append(domains.c.sitemap_count > 0 if has_sitemap else domains.c.sitemap_count == 0)
         if tenant is not None:
-            where.append(domains.c.name.in_(select(jobs.c.domain).where(jobs.c.tenant_id == tenant)))
+            where.append(domains.c.name.in_(select(jobs.c.domain).where(jobs.c.tenant == tenant)))
         if sort == "name":
             key, order = domains.c.name, (domains.c.name.asc(), domains.c.id.asc())
         elif sort == "url_count":

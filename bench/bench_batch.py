@@ -89,14 +89,21 @@ def serve_sites(hosts: list[str], port_q: mp.Queue, stop: mp.Event, mix: str = "
 
 
 def start_service(tmp: Path, db_url: str, proxy: str | None, *, scrapyd: bool, workers: int,
-                  extra: dict[str, str]) -> tuple[subprocess.Popen, str]:
+                  extra: dict[str, str]) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    """Start `python -m api`; returns (process, base URL, headers with a new API key of a normal tenant).
+    The per-key request rate limit is off: the bench measures throughput."""
+    from api.auth import create_key
+    from pipelines.db import get_engine
+
+    key = create_key(get_engine(db_url), f"bench-{os.getpid()}-{time.monotonic_ns()}", tenant="bench")
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / ".scrapyd.conf").write_text(f"[scrapyd]\ndbs_dir = {tmp / 'dbs'}\nlogs_dir = {tmp / 'logs'}\n")
     port = free_port()
     env = {**os.environ, "HOME": str(home), "DATABASE_URL": db_url, "API_PORT": str(port),
            "API_WORKERS": str(workers), "SCRAPYD_HTTP_PORT": str(free_port()),
-           "SCRAPYD_LOGFILE": str(tmp / "scrapyd.log"), "API_START_SCRAPYD": "1" if scrapyd else "0", **extra}
+           "SCRAPYD_LOGFILE": str(tmp / "scrapyd.log"), "API_START_SCRAPYD": "1" if scrapyd else "0",
+           "API_RATE_LIMIT": "off", **extra}
     if proxy:
         env.update({k: proxy for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")})
         env.update(no_proxy="", NO_PROXY="")
@@ -120,7 +127,7 @@ def start_service(tmp: Path, db_url: str, proxy: str | None, *, scrapyd: bool, w
             return False
 
     wait_until(up, 90, 0.3, "service")
-    return proc, base
+    return proc, base, {"Authorization": f"Bearer {key}"}
 
 
 def stop_service(proc: subprocess.Popen) -> None:
@@ -144,9 +151,10 @@ def run_batch(hosts: list[str], proxy: str, tmp: Path, args) -> dict:
     from pipelines.db import get_engine
 
     get_engine(db_url)  # schema before the clock starts
-    proc, base = start_service(tmp / "batch", db_url, proxy, scrapyd=True, workers=2, extra=extra)
+    proc, base, headers = start_service(tmp / "batch", db_url, proxy, scrapyd=True, workers=2, extra=extra)
     s = requests.Session()
     s.trust_env = False
+    s.headers.update(headers)
     try:
         t0 = time.perf_counter()
         r = s.post(f"{base}/api/v1/batch", json={"domains": hosts}, timeout=60)
@@ -214,7 +222,8 @@ def run_usp(hosts: list[str], proxy: str, threads: int) -> dict:
             "domains_per_min": len(hosts) / wall * 60}
 
 
-def _load_client(base_port: int, ids: list[str], threads: int, duration: float, q: mp.Queue) -> None:
+def _load_client(base_port: int, ids: list[str], threads: int, duration: float, q: mp.Queue,
+                 headers: dict[str, str]) -> None:
     lat: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -230,7 +239,7 @@ def _load_client(base_port: int, ids: list[str], threads: int, duration: float, 
             path = f"/api/v1/status/{rng.choice(ids)}"
             t = time.perf_counter()
             try:
-                conn.request("GET", path)
+                conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
                 resp.read()
                 if resp.status != 200:
@@ -257,9 +266,10 @@ def run_status_load(tmp: Path, args) -> dict:
     import requests
 
     db_url = create_pg_database()
-    proc, base = start_service(tmp / "load", db_url, None, scrapyd=False, workers=args.load_workers, extra={})
+    proc, base, headers = start_service(tmp / "load", db_url, None, scrapyd=False, workers=args.load_workers, extra={})
     s = requests.Session()
     s.trust_env = False
+    s.headers.update(headers)
     try:
         r = s.post(f"{base}/api/v1/batch", json={"domains": [f"l{i:05}.test" for i in range(args.status_jobs)]},
                    timeout=120)
@@ -275,10 +285,10 @@ def run_status_load(tmp: Path, args) -> dict:
         port = int(base.rsplit(":", 1)[1])
         # warm up the workers' connection pools
         _q: mp.Queue = mp.Queue()
-        _load_client(port, ids, 4, 1.0, _q)
+        _load_client(port, ids, 4, 1.0, _q, headers)
         _q.get()
         q: mp.Queue = mp.Queue()
-        procs = [mp.Process(target=_load_client, args=(port, ids, args.clients // 2, args.duration, q)) for _ in range(2)]
+        procs = [mp.Process(target=_load_client, args=(port, ids, args.clients // 2, args.duration, q, headers)) for _ in range(2)]
         t0 = time.perf_counter()
         for p in procs:
             p.start()

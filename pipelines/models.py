@@ -80,6 +80,10 @@ class Base(DeclarativeBase):
     pass
 
 
+# The tenant of work created before API keys existed, by the crawler's own CLI, or with API_AUTH=off.
+DEFAULT_TENANT = "default"
+
+
 class BatchJob(Base):
     __tablename__ = "batch_jobs"
     __table_args__ = (Index("ix_batch_jobs_created", "created_at", "id"),)  # migration 0007: newest first
@@ -91,6 +95,8 @@ class BatchJob(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     total_jobs: Mapped[int] = mapped_column(Integer, default=0)
     options: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Added by migration 0006 (API keys): whose work this is; rows from before belong to "default".
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT)
 
 
 class Job(Base):
@@ -99,6 +105,8 @@ class Job(Base):
         # added by migration 0002 (API): batch job listings in domain order, dispatcher queue order
         Index("ix_jobs_batch_domain", "batch_id", "domain"),
         Index("ix_jobs_status_created", "status", "created_at"),
+        # added by migration 0006: a tenant's jobs by age (quotas, listings)
+        Index("ix_jobs_tenant_created", "tenant", "created_at"),
         # added by migration 0007 (listings, newest first): GET /api/v1/jobs and a domain's scans
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_domain_created", "domain", "created_at"),
@@ -131,6 +139,8 @@ class Job(Base):
     # Added by migration 0003: what happened (pipelines.status.Outcome) and the origin that answered.
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "job_outcome", length=24))
     origin: Mapped[str | None] = mapped_column(Text)
+    # Added by migration 0006 (API keys): whose work this is; rows from before belong to "default".
+    tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT)
 
 
 class Domain(Base):
@@ -207,3 +217,26 @@ class Page(Base):
     last_seen_job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key (migration 0006). Only the SHA-256 of the key is stored; the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AppSecret(Base):
+    """Server-side secrets made once per database (migration 0006), e.g. the key that signs page cursors."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))

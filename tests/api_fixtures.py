@@ -241,19 +241,38 @@ def scrapyd_factory(tmp_path):
 
 # ------------------------------------------------------------------------------------------ app
 def make_config(db_url: str, scrapyd_url: str, **overrides):
+    """The API's config for tests: no dispatcher thread, no request rate limit (tests that are about
+    it set `rate_limit`); quotas keep their defaults."""
     from api.config import Config
 
     cfg = Config(database_url=db_url, scrapyd_urls=[scrapyd_url], run_dispatcher=False, dispatch_interval=0.2,
-                 reconcile_grace=5.0, crawl_min_domains=1)
+                 reconcile_grace=5.0, crawl_min_domains=1, rate_limit=None)
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg
 
 
-def make_client(config):
+TEST_TENANT = "tests"
+
+
+def new_key(app, name: str | None = None, *, tenant: str | None = TEST_TENANT, admin: bool = False) -> str:
+    """A new API key (tenant `tests` unless told) in the app's database."""
+    from api.auth import create_key
+
+    return create_key(app.scrapersky_store.engine, name or f"k-{uuid.uuid4().hex[:12]}", tenant=tenant, admin=admin)
+
+
+def key_client(app, key: str | None):
+    """A falcon.testing client that sends `key` as its bearer token (none when key is None)."""
     import falcon.testing
 
+    return falcon.testing.TestClient(app, headers={"Authorization": f"Bearer {key}"} if key else None)
+
+
+def make_client(config, *, admin: bool = False, tenant: str = TEST_TENANT):
+    """(app, client): the client sends a fresh key of `tenant` (a normal key unless admin), so every
+    client of one database sees the same work."""
     from api.app import create_app
 
     app = create_app(config, start_dispatcher=False)
-    return app, falcon.testing.TestClient(app)
+    return app, key_client(app, new_key(app, tenant=tenant, admin=admin))

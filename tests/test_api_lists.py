@@ -10,7 +10,7 @@ from sqlalchemy import insert, update
 
 from api.store import domains, jobs
 from tests.api_fixtures import *  # noqa: F401,F403
-from tests.api_fixtures import free_port, make_client, make_config
+from tests.api_fixtures import free_port, key_client, make_client, make_config, new_key
 
 API = "/api/v1"
 
@@ -18,7 +18,7 @@ API = "/api/v1"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def api(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'lists.db'}" if request.param == "sqlite" else request.getfixturevalue("api_pg_url")
-    return make_client(make_config(url, f"http://127.0.0.1:{free_port()}"))
+    return make_client(make_config(url, f"http://127.0.0.1:{free_port()}"), admin=True)
 
 
 def walk(c, path: str, params: dict, key: str, limit: int) -> tuple[list[dict], set[int]]:
@@ -84,6 +84,28 @@ def test_domains_searched_and_sorted(api):
     shops, totals = walk(c, f"{API}/domains", {"q": "SHOP", "has_sitemap": "true", "sort": "name"}, "domains", 2)
     assert [d["domain"] for d in shops] == ["shop1.test", "shop3.test", "shop5.test"] and totals == {3}
     assert c.simulate_get(f"{API}/domains", params={"q": "%"}).json["total"] == 0  # LIKE wildcards are literal
+
+
+def test_each_tenant_lists_only_its_own_work_and_admin_lists_all(api):
+    app, admin = api
+    alice, bob = (key_client(app, new_key(app, tenant=t)) for t in ("alice", "bob"))
+    a = alice.simulate_post(f"{API}/batch", json={"domains": ["alice-1.test", "shared.test"]}).json
+    b = bob.simulate_post(f"{API}/batch", json={"domains": ["bob-1.test", "shared.test"]}).json
+    with app.scrapersky_store.engine.begin() as conn:
+        conn.execute(insert(domains), [{"name": n, "url_count": 1, "sitemap_count": 1, "title": None,
+                                        "last_scan_at": None} for n in ("alice-1.test", "bob-1.test", "shared.test")])
+    for client, mine, other in ((alice, a, b), (bob, b, a)):
+        assert [x["batch_id"] for x in client.simulate_get(f"{API}/batches").json["batches"]] == [mine["batch_id"]]
+        listed = client.simulate_get(f"{API}/jobs").json
+        assert listed["total"] == 2 and {j["batch_id"] for j in listed["jobs"]} == {mine["batch_id"]}
+        assert client.simulate_get(f"{API}/jobs", params={"batch_id": other["batch_id"]}).json["total"] == 0
+    assert {d["domain"] for d in alice.simulate_get(f"{API}/domains").json["domains"]} == {"alice-1.test", "shared.test"}
+    assert admin.simulate_get(f"{API}/batches").json["total"] == 2
+    assert admin.simulate_get(f"{API}/jobs").json["total"] == 4
+    assert admin.simulate_get(f"{API}/domains").json["total"] == 3
+    # a cursor is bound to its listing and its caller: alice's cursor means nothing to bob
+    cursor = alice.simulate_get(f"{API}/jobs", params={"limit": 1}).json["next_cursor"]
+    assert bob.simulate_get(f"{API}/jobs", params={"limit": 1, "cursor": cursor}).status_code == 400
 
 
 @pytest.mark.parametrize("path,params", [

@@ -34,11 +34,17 @@ def test_run_command_serves_a_batch_end_to_end(backend, request, tmp_path, api_s
     env = {**os.environ, **api_sites.proxy_env(), "HOME": str(home), "DATABASE_URL": db_url,
            "API_PORT": str(port), "SCRAPYD_HTTP_PORT": str(sport), "SCRAPYD_LOGFILE": str(tmp_path / "scrapyd.log"),
            "SCRAPYD_USERNAME": "ops", "SCRAPYD_PASSWORD": "pw", "DISPATCH_INTERVAL": "0.3", "CRAWL_MIN_DOMAINS": "2"}
+    # the first key, made as the README says (the CLI migrates the database first)
+    made = subprocess.run([sys.executable, "-m", "api", "keys", "create", "svc-admin", "--admin"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
     proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=REPO, env=env, start_new_session=True,
                             stdout=open(tmp_path / "service.out", "wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     s = requests.Session()
     s.trust_env = False
+    s.headers["Authorization"] = f"Bearer {key}"
     try:
         def healthy():
             if proc.poll() is not None:
@@ -51,6 +57,9 @@ def test_run_command_serves_a_batch_end_to_end(backend, request, tmp_path, api_s
         wait_until(healthy, 60, 0.3, "service to be healthy")
         # scrapyd is behind basic auth
         assert s.get(f"http://127.0.0.1:{sport}/daemonstatus.json", timeout=2).status_code == 401
+        anon = requests.Session()
+        anon.trust_env = False
+        assert anon.post(f"{base}/api/v1/batch", json={"domains": hosts}, timeout=10).status_code == 401
         r = s.post(f"{base}/api/v1/batch", json={"domains": hosts}, timeout=10)
         assert r.status_code == 202, r.text
         status_url = base + r.json()["status_url"]

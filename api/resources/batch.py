@@ -8,8 +8,10 @@ import falcon
 
 from api.config import Config
 from pipelines.domains import DomainError, parse_site
+from api.auth import scope
 from api.http import (ApiError, check_fields, decode_cursor, encode_cursor, get_limit, invalid, json_response,
-                      not_found, optional_int, read_json_object)
+                      not_found, optional_int, read_json_object, too_many)
+from api.quotas import QuotaExceeded, Quotas
 from api.store import Store, derive_batch_status
 from pipelines.models import utcnow
 from pipelines.status import JobStatus
@@ -22,6 +24,7 @@ class BatchResource:
         self.store = store
         self.config = config
         self.dispatcher = dispatcher
+        self.quotas = Quotas.from_config(config)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_json_object(req, self.config.max_body_bytes)
@@ -54,8 +57,12 @@ class BatchResource:
         if not accepted:
             raise ApiError(falcon.HTTP_422, "No valid domains", "None of the domains given is valid.", rejected=rejected)
         options = {"max_pages": max_pages} if max_pages is not None else {}
-        batch_id, count = self.store.create_batch(accepted, {**options, "rejected": len(rejected),
-                                                             "duplicates": duplicates})
+        try:
+            batch_id, count = self.store.create_batch(accepted, {**options, "rejected": len(rejected),
+                                                                 "duplicates": duplicates}, req.context.tenant,
+                                                      None if req.context.is_admin else self.quotas.check)
+        except QuotaExceeded as exc:
+            raise too_many(str(exc), exc.retry_after, quota=exc.quota, limit=exc.limit) from None
         if self.dispatcher is not None:
             self.dispatcher.wake()
         status_url = f"{API}/batch/status/{batch_id}"
@@ -69,15 +76,16 @@ class BatchStatusResource:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, batch_id: uuid.UUID) -> None:
-        row = self.store.batch_row(batch_id)
+        row = self.store.batch_row(batch_id, scope(req))
         if row is None:
             raise not_found(f"No batch with id {batch_id}.")
         limit = get_limit(req, 100, 1000)
-        after = decode_cursor(req.get_param("cursor"), str)
         status_filter = req.get_param("status")
         if status_filter is not None and status_filter not in {s.value for s in JobStatus}:
             raise ApiError(falcon.HTTP_400, "Invalid parameter",
                            f"status must be one of {', '.join(s.value for s in JobStatus)}.")
+        cursor_scope = f"batch:{batch_id}:{status_filter or ''}"
+        after = decode_cursor(req.get_param("cursor"), str, self.store.cursor_key, cursor_scope)
         info = self.store.batch_counts(batch_id)
         status, finished_at = derive_batch_status(row, info)
         counts = info["counts"]
@@ -91,7 +99,8 @@ class BatchStatusResource:
             if done and elapsed > 0:
                 eta = round((total - done) * elapsed / done, 1)
         page = self.store.batch_jobs(batch_id, after, limit + 1, status_filter)
-        next_cursor = encode_cursor(page[limit - 1]["domain"]) if len(page) > limit else None
+        next_cursor = (encode_cursor(page[limit - 1]["domain"], self.store.cursor_key, cursor_scope)
+                       if len(page) > limit else None)
         jobs = [{
             "job_id": j["id"], "domain": j["domain"],
             "status": j["status"].value if hasattr(j["status"], "value") else j["status"],
@@ -117,7 +126,7 @@ class BatchCancelResource:
         self.dispatcher = dispatcher
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, batch_id: uuid.UUID) -> None:
-        outcome, n = self.store.cancel_batch(batch_id)
+        outcome, n = self.store.cancel_batch(batch_id, scope(req))
         if outcome == "missing":
             raise not_found(f"No batch with id {batch_id}.")
         if outcome == "final":

@@ -10,6 +10,8 @@ from api.store import Store
 
 
 class HealthResource:
+    public = True  # no API key needed (api/auth.py)
+
     def __init__(self, store: Store, clients: list[ScrapydClient], project: str) -> None:
         self.store = store
         self.clients = clients
@@ -40,6 +42,8 @@ class HealthResource:
 
 
 class DatabaseHealthResource:
+    public = True
+
     def __init__(self, store: Store) -> None:
         self.store = store
 

@@ -9,7 +9,10 @@ import falcon
 
 from api.config import Config
 from pipelines.domains import DomainError, parse_site
-from api.http import ApiError, check_fields, invalid, json_response, not_found, optional_int, read_json_object
+from api.auth import scope
+from api.http import (ApiError, check_fields, invalid, json_response, not_found, optional_int, read_json_object,
+                      too_many)
+from api.quotas import QuotaExceeded, Quotas
 from api.store import HOME_FIELDS, Store
 
 API = "/api/v1"
@@ -60,6 +63,7 @@ class ScanResource:
         self.store = store
         self.config = config
         self.dispatcher = dispatcher
+        self.quotas = Quotas.from_config(config)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_json_object(req, self.config.max_body_bytes)
@@ -73,7 +77,11 @@ class ScanResource:
             raise ApiError(falcon.HTTP_400, "Invalid domain", f"{data['base_url'][:200]!r}: {exc.reason}") from None
         domain = site.name
         options = {"max_pages": max_pages} if max_pages is not None else {}
-        job_id = self.store.create_job(domain, {**options, "target": site.target})  # durable before the 202
+        try:  # durable before the 202
+            job_id = self.store.create_job(domain, {**options, "target": site.target}, req.context.tenant,
+                                           None if req.context.is_admin else self.quotas.check)
+        except QuotaExceeded as exc:
+            raise too_many(str(exc), exc.retry_after, quota=exc.quota, limit=exc.limit) from None
         if self.dispatcher is not None:
             self.dispatcher.wake()
         status_url = f"{API}/status/{job_id}"
@@ -87,7 +95,7 @@ class StatusResource:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: uuid.UUID) -> None:
-        row = self.store.get_job(job_id)
+        row = self.store.get_job(job_id, scope(req))
         if row is None:
             raise not_found(f"No job with id {job_id}.")
         json_response(resp, job_view(row))
@@ -99,7 +107,7 @@ class JobCancelResource:
         self.dispatcher = dispatcher
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: uuid.UUID) -> None:
-        outcome, row = self.store.cancel_job(job_id)
+        outcome, row = self.store.cancel_job(job_id, scope(req))
         if outcome == "missing":
             raise not_found(f"No job with id {job_id}.")
         status = row["status"].value if hasattr(row["status"], "value") else row["status"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import falcon
 
+from api.auth import scope
 from api.http import ApiError, decode_cursor, encode_cursor, get_limit, json_response
 from api.store import Store, iso
 from pipelines.domains import DomainError, parse_site
@@ -57,9 +58,15 @@ def uuid_param(req: falcon.Request, name: str) -> uuid.UUID | None:
         raise ApiError(falcon.HTTP_400, "Invalid parameter", f"{name} must be a UUID.") from None
 
 
-def keyset_cursor(req: falcon.Request) -> tuple[Any, str] | None:
+def listing_scope(req: falcon.Request, name: str) -> str:
+    """What a cursor belongs to: the listing, its filters and sort, and whose work it lists."""
+    params = sorted((k, v) for k, v in req.params.items() if k not in ("limit", "cursor"))
+    return f"{name}|{scope(req)}|{params}"
+
+
+def keyset_cursor(req: falcon.Request, store: Store, name: str) -> tuple[Any, str] | None:
     """A cursor holding (sort value, id) of the last row of the previous page."""
-    raw = decode_cursor(req.get_param("cursor"), list)
+    raw = decode_cursor(req.get_param("cursor"), list, store.cursor_key, listing_scope(req, name))
     if raw is None:
         return None
     if len(raw) != 2 or not isinstance(raw[1], (str, int)) or isinstance(raw[1], bool):
@@ -72,10 +79,13 @@ def _value(v: Any) -> Any:
     return v.value if hasattr(v, "value") else v
 
 
-def page_of(rows: list[dict[str, Any]], limit: int, key) -> tuple[list[dict[str, Any]], str | None]:
+def page_of(req: falcon.Request, store: Store, name: str, rows: list[dict[str, Any]], limit: int,
+            key) -> tuple[list[dict[str, Any]], str | None]:
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (encode_cursor(list(key(rows[-1]))) if more and rows else None)
+    if not (more and rows):
+        return rows, None
+    return rows, encode_cursor(list(key(rows[-1])), store.cursor_key, listing_scope(req, name))
 
 
 class BatchListResource:
@@ -87,9 +97,9 @@ class BatchListResource:
         status = choice(req, "status", [s.value for s in BatchStatus])
         created_after = timestamp(req, "created_after")
         limit = get_limit(req, 50, 500)
-        after = keyset_cursor(req)
+        after = keyset_cursor(req, self.store, "batches")
         total, rows = bad_cursor_is_400(lambda: self.store.list_batches(status, created_after, after, limit + 1, tenant=_tenant(req)))
-        rows, cursor = page_of(rows, limit, lambda r: (iso(r["created_at"]), str(r["id"])))
+        rows, cursor = page_of(req, self.store, "batches", rows, limit, lambda r: (iso(r["created_at"]), str(r["id"])))
         json_response(resp, {"total": total, "next_cursor": cursor, "batches": [{
             "batch_id": r["id"], "status": _value(r["status"]), "created_at": r["created_at"],
             "finished_at": r["finished_at"], "total_jobs": r["total_jobs"],
@@ -113,9 +123,9 @@ class JobListResource:
         outcome = choice(req, "outcome", [o.value for o in Outcome])
         batch_id = uuid_param(req, "batch_id")
         limit = get_limit(req, 50, 1000)
-        after = keyset_cursor(req)
+        after = keyset_cursor(req, self.store, "jobs")
         total, rows = bad_cursor_is_400(lambda: self.store.list_jobs(domain, status, outcome, batch_id, after, limit + 1, tenant=_tenant(req)))
-        rows, cursor = page_of(rows, limit, lambda r: (iso(r["created_at"]), str(r["id"])))
+        rows, cursor = page_of(req, self.store, "jobs", rows, limit, lambda r: (iso(r["created_at"]), str(r["id"])))
         json_response(resp, {"total": total, "next_cursor": cursor, "jobs": [{
             "job_id": r["id"], "domain": r["domain"], "batch_id": r["batch_id"], "status": _value(r["status"]),
             "outcome": _value(r["outcome"]), "error": r["error"], "urls_found": r["urls_found"],
@@ -139,10 +149,10 @@ class DomainListResource:
         has_sitemap = req.get_param_as_bool("has_sitemap")
         sort = choice(req, "sort", list(SORTS)) or "last_scan"
         limit = get_limit(req, 50, 1000)
-        after = keyset_cursor(req)
+        after = keyset_cursor(req, self.store, "domains")
         total, rows = bad_cursor_is_400(lambda: self.store.list_domains(q, has_sitemap, SORTS[sort], after, limit + 1, tenant=_tenant(req)))
         key = SORTS[sort]
-        rows, cursor = page_of(rows, limit, lambda r: (iso(r[key]) if isinstance(r[key], dt.datetime) else r[key],
+        rows, cursor = page_of(req, self.store, "domains", rows, limit, lambda r: (iso(r[key]) if isinstance(r[key], dt.datetime) else r[key],
                                                        r["id"]))
         json_response(resp, {"total": total, "next_cursor": cursor, "sort": sort, "domains": [{
             "domain": r["name"], "title": r["title"], "url_count": r["url_count"],
@@ -161,4 +171,4 @@ def bad_cursor_is_400(call):
 
 def _tenant(req: falcon.Request) -> Any:
     """The tenant whose work is listed; None lists everything (an admin key, or auth off)."""
-    return getattr(req.context, "tenant", None)
+    return scope(req)

@@ -15,6 +15,7 @@ from typing import Any
 
 import falcon
 
+from api.auth import scope
 from pipelines.domains import DomainError, parse_site
 from api.http import (ApiError, decode_cursor, dumps, encode_cursor, get_limit, json_response,
                       not_found)
@@ -40,19 +41,20 @@ class JobUrlsResource:
         change = req.get_param("change") or "all"
         if change not in ("all", "new", "removed"):
             raise ApiError(falcon.HTTP_400, "Invalid parameter", "change must be all, new or removed.")
-        job = self.store.job_row(job_id)
+        job = self.store.job_row(job_id, scope(req))
         if job is None:
             raise not_found(f"No job with id {job_id}.")
         if fmt == "json":
             limit = get_limit(req, 1000, 10_000)
-            after = decode_cursor(req.get_param("cursor"), str)
+            cursor_scope = f"urls:{job_id}:{change}"
+            after = decode_cursor(req.get_param("cursor"), str, self.store.cursor_key, cursor_scope)
             rows = self.store.list_pages(job, change, after, limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
             json_response(resp, {
                 "job_id": job_id, "domain": job["domain"], "status": _status(job["status"]), "change": change,
                 "count": len(rows), "urls": [page_view(r) for r in rows],
-                "next_cursor": encode_cursor(rows[-1]["url"]) if more and rows else None,
+                "next_cursor": encode_cursor(rows[-1]["url"], self.store.cursor_key, cursor_scope) if more and rows else None,
             })
             return
         resp.set_header("X-Job-Status", _status(job["status"]))
@@ -88,7 +90,7 @@ class JobSitemapsResource:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: uuid.UUID) -> None:
-        job = self.store.job_row(job_id)
+        job = self.store.job_row(job_id, scope(req))
         if job is None:
             raise not_found(f"No job with id {job_id}.")
         rows = self.store.list_sitemaps(job_id)
@@ -110,7 +112,8 @@ class DomainResource:
             name = parse_site(domain, strict=True).name
         except DomainError as exc:
             raise ApiError(falcon.HTTP_400, "Invalid domain", f"{domain[:200]!r}: {exc.reason}") from None
-        row = self.store.get_domain(name)
+        tenant = scope(req)
+        row = self.store.get_domain(name, tenant)
         if row is None:
             raise not_found(f"{name} has not been scanned.")
         latest = row["latest_job"]
@@ -122,7 +125,7 @@ class DomainResource:
                 "job_id": jid, "status": _status(latest["status"]), "finished_at": latest["finished_at"],
                 "urls_found": latest["urls_found"], "sitemaps_found": latest["sitemaps_found"],
                 "new_urls": latest["new_urls"], "removed_urls": latest["removed_urls"],
-                "previous_job_id": prev["id"] if prev else None,
+                "previous_job_id": prev["id"] if prev and tenant in (None, prev["tenant"]) else None,
                 "links": {
                     "status": f"{API}/status/{jid}", "urls": f"{API}/jobs/{jid}/urls",
                     "new_urls": f"{API}/jobs/{jid}/urls?change=new",

@@ -1,12 +1,12 @@
 """Indexes for the listings (GET /api/v1/batches, /jobs, /domains: newest first, keyset paged)
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 """
 from alembic import op
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
