@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -45,6 +46,23 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+def redact_url(url: str) -> str:
+    """`url` without its user info (`scheme://user:password@host/...` -> `scheme://host/...`): the one
+    way a configured URL (database, scrapyd node) is shown in a response, a log line or an error.
+    A password holding a raw `/` or `@` (which SQLAlchemy accepts) is removed too."""
+    m = _USERINFO.match(url)
+    if m:
+        url = m.group(1) + url[m.end():]
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        url = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    return url
+
+
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^:/?#@]*(?::[^@]*)?@")
 
 
 def make_engine(url: str) -> Engine:
@@ -131,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         upgrade(make_engine(url))
     except Exception as exc:  # one line for the user, not a traceback
-        print(f"error: could not upgrade {url}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"error: could not upgrade {redact_url(url)}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
-    print(f"schema is current in {url}")
+    print(f"schema is current in {redact_url(url)}")
     return 0
 
 
