@@ -49,6 +49,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "setup plugin ..." lines on every start
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is 1" on every wait
 
 
 def _int_env(env: dict[str, str], name: str, default: int) -> int:
@@ -316,7 +317,9 @@ def serve() -> int:
         log.info("ScraperSky API on http://%s:%d/api/v1 (OpenAPI: /api/v1/openapi.json; %d waitress workers)",
                  host, port, workers)
         supervisor.watch()
-        return 0 if supervisor.stop() else 1
+        clean = supervisor.stop()
+        log.info("stopped" if clean else "stopped (some processes had to be killed)")
+        return 0 if clean else 1
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -48,10 +48,12 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str | None) -> str | None:
     """`url` without its user info (`scheme://user:password@host/...` -> `scheme://host/...`): the one
     way a configured URL (database, scrapyd node) is shown in a response, a log line or an error.
     A password holding a raw `/` or `@` (which SQLAlchemy accepts) is removed too."""
+    if not url:
+        return url
     m = _USERINFO.match(url)
     if m:
         url = m.group(1) + url[m.end():]

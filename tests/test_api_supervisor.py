@@ -224,3 +224,17 @@ def test_db_upgrade_error_never_prints_the_password():
     assert secret not in out.stdout + out.stderr
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: could not upgrade") and f"127.0.0.1:{port}/nope" in lines[0]
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("http://ops:pw@127.0.0.1:6800", "http://127.0.0.1:6800"),
+    ("https://ops@scrapyd.example.net/", "https://scrapyd.example.net/"),
+    ("postgresql+psycopg2://u:p@ss/w@db.example:5432/x", "postgresql+psycopg2://db.example:5432/x"),
+    ("postgresql://u:p@w@db/x", "postgresql://db/x"),
+    ("http://127.0.0.1:6800/logs/a@b.log", "http://127.0.0.1:6800/logs/a@b.log"),
+    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+])
+def test_redact_url_drops_user_info(url, shown):
+    from pipelines.db import redact_url
+
+    assert redact_url(url) == shown

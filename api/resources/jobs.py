@@ -11,6 +11,7 @@ from api.config import Config
 from api.domains import InvalidDomain, normalise_domain
 from api.http import ApiError, check_fields, invalid, json_response, not_found, optional_int, read_json_object
 from api.store import HOME_FIELDS, Store
+from pipelines.db import redact_url
 
 API = "/api/v1"
 
@@ -42,7 +43,8 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
             "duration_seconds": row["duration_seconds"],
         },
         "metadata": metadata,
-        "scrapyd": {"node": row["scrapyd_node"], "jobid": row["scrapyd_jobid"], "log_url": row["log_url"]},
+        "scrapyd": {"node": redact_url(row["scrapyd_node"]), "jobid": row["scrapyd_jobid"],
+                    "log_url": redact_url(row["log_url"])},
         "links": {
             "status": f"{API}/status/{row['id']}",
             "urls": f"{API}/jobs/{row['id']}/urls",
