@@ -51,20 +51,22 @@ def normalise_url(url: str) -> str:
 def redact_url(url: str | None) -> str | None:
     """`url` without its user info (`scheme://user:password@host/...` -> `scheme://host/...`): the one
     way a configured URL (database, scrapyd node) is shown in a response, a log line or an error.
-    A password holding a raw `/` or `@` (which SQLAlchemy accepts) is removed too."""
+    The user info is found as the URL's consumer finds it: for http(s) as requests does (RFC 3986:
+    the authority ends at the first `/`), for database URLs as SQLAlchemy does (the password runs to
+    the first `@` and may hold a raw `/`)."""
     if not url:
         return url
-    m = _USERINFO.match(url)
-    if m:
-        url = m.group(1) + url[m.end():]
     scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if sep and "@" in authority:
-        url = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
-    return url
+    if not sep:
+        return url
+    if scheme.lower() not in ("http", "https") and (m := _SQLALCHEMY_USERINFO.match(rest)):
+        rest = rest[m.end():]
+    # then RFC 3986 (and what is left of a password holding a raw `@`)
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    return f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}"
 
 
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^:/?#@]*(?::[^@]*)?@")
+_SQLALCHEMY_USERINFO = re.compile(r"[^:/]*(?::[^@]*)?@")  # sqlalchemy.engine.url's username/password
 
 
 def make_engine(url: str) -> Engine:

@@ -229,8 +229,10 @@ def test_db_upgrade_error_never_prints_the_password():
 @pytest.mark.parametrize("url, shown", [
     ("http://ops:pw@127.0.0.1:6800", "http://127.0.0.1:6800"),
     ("https://ops@scrapyd.example.net/", "https://scrapyd.example.net/"),
-    ("postgresql+psycopg2://u:p@ss/w@db.example:5432/x", "postgresql+psycopg2://db.example:5432/x"),
+    ("postgresql+psycopg2://u:pa/ss@db.example:5432/x", "postgresql+psycopg2://db.example:5432/x"),
+    ("postgresql://u@db/x", "postgresql://db/x"),
     ("postgresql://u:p@w@db/x", "postgresql://db/x"),
+    ("http://u:p@w@127.0.0.1:6800", "http://127.0.0.1:6800"),
     ("http://127.0.0.1:6800/logs/a@b.log", "http://127.0.0.1:6800/logs/a@b.log"),
     ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
 ])
