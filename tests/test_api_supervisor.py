@@ -124,6 +124,16 @@ def test_a_taken_port_is_one_line_and_a_failure(taken, tmp_path):
     assert not (tmp_path / "scrapyd.log").exists() and not (tmp_path / "secrets.env").exists()
 
 
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path):
+    env = service_env(tmp_path, DATABASE_URL=f"postgresql://scrapersky:Db-pw-4Kz@127.0.0.1:{free_port()}/x")
+    out = subprocess.run([sys.executable, "-m", "api"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    errors = [line for line in (out.stdout + out.stderr).splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot open the database"), errors
+    assert "Db-pw-4Kz" not in out.stdout + out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "scrapyd.log").exists()
+
+
 def test_supervisor_restarts_what_dies_and_stops_cleanly(tmp_path):
     env = service_env(tmp_path, API_RUN_DISPATCHER="0")
     out = tmp_path / "service.out"
