@@ -195,7 +195,7 @@ class Supervisor:
                     ran = now - child.started
                     child.failures = 0 if ran >= STABLE_AFTER else child.failures + 1
                     delay = min(BACKOFF_FIRST * 2 ** max(child.failures - 1, 0), BACKOFF_MAX)
-                    how = f"signal {signal.Signals(-code).name}" if code < 0 else f"status {code}"
+                    how = f"signal {_signal_name(-code)}" if code < 0 else f"status {code}"
                     log.warning("%s (pid %d) exited with %s after %.0f s; restarting in %.0f s%s", child.name,
                                 child.proc.pid, how, ran, delay, child.log_hint)
                     child.restart_at = now + delay
@@ -206,7 +206,7 @@ class Supervisor:
             time.sleep(0.2)
 
     def stop(self) -> bool:
-        """SIGTERM every running child (web workers first, scrapyd last); True when all ended in time."""
+        """SIGTERM to every running child, SIGKILL after STOP_TIMEOUT; True when all ended in time."""
         clean = True
         for child in self.children:
             if child.exited() is None and child.proc is not None:
@@ -225,13 +225,21 @@ class Supervisor:
         return clean
 
 
-def _wait_for_scrapyd(url: str, auth: tuple[str, str], child: Child, timeout: float = 30.0) -> bool:
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _wait_for_scrapyd(url: str, auth: tuple[str, str], child: Child, supervisor: Supervisor,
+                      timeout: float = 30.0) -> bool:
     import requests
 
     session = requests.Session()
     session.trust_env = False  # a crawl http_proxy in the environment is not for us
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not supervisor.stopping:
         if child.exited() is not None:
             return False
         try:
@@ -296,9 +304,11 @@ def serve() -> int:
         if scrapyd is not None:
             scrapyd.start()
             if not _wait_for_scrapyd(f"http://127.0.0.1:{sport}/daemonstatus.json",
-                                     (env["SCRAPYD_USERNAME"], env["SCRAPYD_PASSWORD"]), scrapyd):
+                                     (env["SCRAPYD_USERNAME"], env["SCRAPYD_PASSWORD"]), scrapyd, supervisor):
                 supervisor.children = [scrapyd]
                 supervisor.stop()
+                if supervisor.stopping:
+                    return 0
                 raise StartupError(f"scrapyd did not start (see {logfile})")
             log.info("scrapyd on http://127.0.0.1:%d (console and logs; basic auth, user %s)", sport,
                      env["SCRAPYD_USERNAME"])
