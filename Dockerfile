@@ -6,5 +6,6 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 EXPOSE 8000 6800
-# The API with its dispatcher; scrapyd is a separate service in docker-compose.yml.
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--worker-class", "gthread", "api.app:create_app()"]
+# The API (supervised waitress workers with their dispatchers); scrapyd is a separate service in
+# docker-compose.yml, which sets API_HOST=0.0.0.0 and API_START_SCRAPYD=0 for this command.
+CMD ["python", "-m", "api", "serve"]

@@ -1,102 +1,69 @@
-"""`python -m api`: run the whole service from the repository folder.
+"""`python -m api [COMMAND]`: the ScraperSky service's command line.
 
-Starts scrapyd from the repository (it serves the `scrapersky` project of scrapy.cfg, no egg; state in
-./dbs and ./logs; finished jobs kept in SQLite) unless API_START_SCRAPYD=0, then gunicorn serving
-`api.app:create_app()` whose workers each run a dispatcher thread. Ctrl-C stops both.
+    python -m api             run the whole service (the same as `python -m api serve`)
+    python -m api serve       scrapyd + the HTTP API, supervised (see api/service.py)
+    python -m api web         one HTTP server process (what `serve` runs API_WORKERS of; docker-compose)
+    python -m api keys ...    create, list and revoke API keys (api/keys_cli.py)
 
-Environment: DATABASE_URL (default: SQLite ./scrapersky.db), API_HOST (127.0.0.1), API_PORT (8000),
-API_WORKERS (2), SCRAPYD_HTTP_PORT (6800), SCRAPYD_URL (default: the scrapyd started here),
-SCRAPYD_USERNAME / SCRAPYD_PASSWORD (basic auth, given to both sides), SCRAPYD_LOGFILE.
+Each command takes --help. More commands are added as subparsers in `build_parser` below.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
+import argparse
 import sys
-import time
-from pathlib import Path
 
-import requests
+SERVE_HELP = """\
+Starts scrapyd from the repository (the `scrapersky` project of scrapy.cfg, no egg; state in ./dbs and
+./logs) unless API_START_SCRAPYD=0, and API_WORKERS waitress processes sharing the API port, each with
+a dispatcher thread. A process that dies is restarted with back-off; SIGTERM or Ctrl-C stops all.
+scrapyd gets basic auth: SCRAPYD_USERNAME (scrapersky) and SCRAPYD_PASSWORD, from the environment or
+the env file, where a random password is generated on first start.
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+environment (also read from the env file, .env in the repository folder or $SCRAPERSKY_ENV_FILE):
+  DATABASE_URL         database (default: SQLite ./scrapersky.db in the repository folder)
+  API_HOST, API_PORT   where the API listens (127.0.0.1, 8000)
+  API_WORKERS          web processes (2); API_THREADS: threads each (4)
+  API_READ_TIMEOUT     seconds a connection may stay idle, mid-request or between requests (30)
+  API_CONNECTION_LIMIT open connections per web process (1000)
+  SCRAPYD_HTTP_PORT    port of the scrapyd started here (6800); SCRAPYD_LOGFILE its log
+  SCRAPYD_URL          scrapyd node(s), comma-separated (default: the scrapyd started here)
+  API_START_SCRAPYD=0  do not start scrapyd; API_RUN_DISPATCHER=0: serve only
+  (the dispatch and limit settings are listed in api/README.md)
+"""
 
 
-def _wait_for(url: str, auth, proc: subprocess.Popen, timeout: float = 30.0) -> bool:
-    session = requests.Session()
-    session.trust_env = False  # a crawl http_proxy in the environment is not for us
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            if session.get(url, auth=auth, timeout=1).ok:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    return False
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints the usage too)
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m api", description="ScraperSky: the HTTP API over scrapyd.",
+                                     epilog="Without a command: serve. `python -m api COMMAND --help` for more.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("serve", help="run scrapyd and the API, supervised (the default)", description=SERVE_HELP,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    web = sub.add_parser("web", help="run one HTTP server process (no scrapyd, no supervision)",
+                         description="One waitress process serving the API on API_HOST:API_PORT, "
+                                     "with a dispatcher thread unless API_RUN_DISPATCHER=0.")
+    web.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # the listening socket inherited from `serve`
+    sub.add_parser("keys", help="create, list and revoke API keys (`python -m api keys --help`)", add_help=False)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["keys"]:
+    if argv[:1] == ["keys"]:  # its own argparse: api/keys_cli.py
         from api import keys_cli
 
         return keys_cli.main(argv[1:])
-    env = dict(os.environ)
-    procs: list[subprocess.Popen] = []
-    host = env.get("API_HOST", "127.0.0.1")
-    port = env.get("API_PORT", "8000")
-    workers = env.get("API_WORKERS", "2")
-    user, password = env.get("SCRAPYD_USERNAME"), env.get("SCRAPYD_PASSWORD")
-    auth = (user, password or "") if user else None
-    # A relative SQLite default must mean the same file for the API and the crawl processes.
-    if not env.get("DATABASE_URL"):
-        env["DATABASE_URL"] = f"sqlite:///{REPO / 'scrapersky.db'}"
-    if env.get("API_START_SCRAPYD", "1") not in ("0", "false", "no"):
-        sport = env.get("SCRAPYD_HTTP_PORT", "6800")
-        env.setdefault("SCRAPYD_URL", f"http://127.0.0.1:{sport}")
-        logfile = Path(env.get("SCRAPYD_LOGFILE", str(REPO / "logs" / "scrapyd.log")))
-        logfile.parent.mkdir(parents=True, exist_ok=True)
-        scrapyd = subprocess.Popen([str(BIN / "scrapyd"), "--pidfile=", f"--logfile={logfile}"], cwd=REPO,
-                                   env={**env, "SCRAPYD_HTTP_PORT": sport,
-                                        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
-        procs.append(scrapyd)
-        if not _wait_for(f"http://127.0.0.1:{sport}/daemonstatus.json", auth, scrapyd):
-            print(f"error: scrapyd did not start (see {logfile})", file=sys.stderr)
-            scrapyd.terminate()
-            return 1
-        print(f"scrapyd on http://127.0.0.1:{sport} (console and logs)", flush=True)
-    from pipelines.db import get_engine
+    args = build_parser().parse_args(argv)
+    from api import service
 
-    get_engine(env["DATABASE_URL"])  # migrate once, before the workers start
-    api = subprocess.Popen([str(BIN / "gunicorn"), "--bind", f"{host}:{port}", "--workers", workers, "--threads", "4",
-                            "--worker-class", "gthread", "--graceful-timeout", "10", "api.app:create_app()"],
-                           cwd=REPO, env=env)
-    procs.append(api)
-    print(f"ScraperSky API on http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json)", flush=True)
-
-    def stop(*_):
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    finally:
-        stop()
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    return 0
+    if args.command == "web":
+        return service.serve_web(args.fd)
+    return service.serve()
 
 
 if __name__ == "__main__":

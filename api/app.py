@@ -1,4 +1,4 @@
-"""`create_app(config)`: the Falcon 4 WSGI app. Serve with `gunicorn 'api.app:create_app()'`."""
+"""`create_app(config)`: the Falcon 4 WSGI app. Served by `python -m api` (api/service.py)."""
 
 from __future__ import annotations
 

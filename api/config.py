@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipelines.db import database_url
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -90,3 +94,36 @@ class Config:
             except (ValueError, IndexError):
                 pass
         return node
+
+
+def env_file(env: dict[str, str] | None = None) -> Path:
+    """Where local secrets and settings live: `$SCRAPERSKY_ENV_FILE`, else `.env` in the repository
+    folder (gitignored). docker-compose reads the same `.env`."""
+    env = os.environ if env is None else env
+    return Path(env.get("SCRAPERSKY_ENV_FILE") or REPO / ".env")
+
+
+def load_env_file(env: dict[str, str]) -> dict[str, str]:
+    """`env` completed with the settings of the env file (the environment wins)."""
+    from dotenv import dotenv_values
+
+    path = env_file(env)
+    values = dotenv_values(path) if path.is_file() else {}
+    return {**{k: v for k, v in values.items() if v is not None}, **env}
+
+
+def ensure_scrapyd_password(env: dict[str, str]) -> tuple[dict[str, str], bool]:
+    """Give scrapyd basic auth: the user and password of `env` (see `load_env_file`), or a random
+    password generated now and saved to the env file (mode 0600). Returns the completed environment
+    and whether a password was generated. The password itself is never printed."""
+    from dotenv import set_key
+
+    env = {**env, "SCRAPYD_USERNAME": env.get("SCRAPYD_USERNAME") or "scrapersky"}
+    if env.get("SCRAPYD_PASSWORD"):
+        return env, False
+    path = env_file(env)
+    password = secrets.token_urlsafe(24)
+    path.touch(mode=0o600, exist_ok=True)
+    set_key(path, "SCRAPYD_PASSWORD", password, quote_mode="never")
+    path.chmod(0o600)
+    return {**env, "SCRAPYD_PASSWORD": password}, True

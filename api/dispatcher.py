@@ -43,6 +43,7 @@ from sqlalchemy import case, func, select, update
 from api.config import Config
 from api.scrapyd_client import ScrapydClient, ScrapydError, ScrapydUnavailable
 from api.store import ACTIVE, Store, jobs
+from pipelines.db import redact_url
 from pipelines.models import utcnow
 from pipelines.status import JobStatus
 
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    logger.info("dispatching to %s (project %s)", ", ".join(config.scrapyd_urls), config.project)
+    logger.info("dispatching to %s (project %s)", ", ".join(map(redact_url, config.scrapyd_urls)), config.project)
     while not stop.is_set():
         try:
             dispatcher.tick()

@@ -8,8 +8,11 @@ scrapyd answers errors with HTTP 200 and `{"status": "error", "message": ...}`: 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
+
+from pipelines.db import redact_url
 
 
 class ScrapydError(Exception):
@@ -23,8 +26,13 @@ class ScrapydUnavailable(ScrapydError):
 class ScrapydClient:
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
                  timeout: float = 5.0, public_url: str | None = None) -> None:
-        self.url = url.rstrip("/")
-        self.public_url = (public_url or url).rstrip("/")
+        # Credentials written into the URL (`http://user:pw@host`) become basic auth; the node is known,
+        # stored, logged and shown by its URL without them.
+        parts = urlsplit(url)
+        if not username and parts.username is not None:
+            username, password = unquote(parts.username), unquote(parts.password or "")
+        self.url = redact_url(url).rstrip("/")
+        self.public_url = redact_url(public_url or url).rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
         self.session.trust_env = False  # never send our calls through an http_proxy

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -45,6 +46,27 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+def redact_url(url: str | None) -> str | None:
+    """`url` without its user info (`scheme://user:password@host/...` -> `scheme://host/...`): the one
+    way a configured URL (database, scrapyd node) is shown in a response, a log line or an error.
+    The user info is found as the URL's consumer finds it: for http(s) as requests does (RFC 3986:
+    the authority ends at the first `/`), for database URLs as SQLAlchemy does (the password runs to
+    the first `@` and may hold a raw `/`)."""
+    if not url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    if scheme.lower() not in ("http", "https") and (m := _SQLALCHEMY_USERINFO.match(rest)):
+        rest = rest[m.end():]
+    # then RFC 3986 (and what is left of a password holding a raw `@`)
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    return f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}"
+
+
+_SQLALCHEMY_USERINFO = re.compile(r"[^:/]*(?::[^@]*)?@")  # sqlalchemy.engine.url's username/password
 
 
 def make_engine(url: str) -> Engine:
@@ -131,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         upgrade(make_engine(url))
     except Exception as exc:  # one line for the user, not a traceback
-        print(f"error: could not upgrade {url}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"error: could not upgrade {redact_url(url)}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
-    print(f"schema is current in {url}")
+    print(f"schema is current in {redact_url(url)}")
     return 0
 
 

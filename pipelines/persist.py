@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipelines import store
-from pipelines.db import database_url, get_engine
+from pipelines.db import database_url, get_engine, redact_url
 from pipelines.status import JobStatus, Outcome
 
 GROUP_ITEMS = 200  # items stored per transaction at most (small items of many domains add up)
@@ -66,7 +66,7 @@ class DatabasePipeline:
 
     def open_spider(self, spider: Any = None) -> None:
         self.engine = self._retry("opening the database", lambda: get_engine(self.url))
-        logger.info("storing results in %s", self.engine.url.render_as_string(hide_password=True))
+        logger.info("storing results in %s", redact_url(self.engine.url.render_as_string(hide_password=False)))
         self.writer = threading.Thread(target=self._write_items, name="scrapersky-db", daemon=True)
         self.writer.start()
 

@@ -1,4 +1,4 @@
-"""The README's run command, `python -m api`: scrapyd + gunicorn (2 workers, each with a dispatcher
+"""The README's run command, `python -m api`: scrapyd + 2 waitress workers (each with a dispatcher
 thread) over real HTTP; a batch posted, run to completion, its URLs downloaded as CSV."""
 
 from __future__ import annotations

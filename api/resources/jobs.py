@@ -14,6 +14,7 @@ from api.http import (ApiError, check_fields, invalid, json_response, not_found,
                       too_many)
 from api.quotas import QuotaExceeded, Quotas
 from api.store import HOME_FIELDS, Store
+from pipelines.db import redact_url
 
 API = "/api/v1"
 
@@ -47,7 +48,8 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
             "duration_seconds": row["duration_seconds"],
         },
         "metadata": metadata,
-        "scrapyd": {"node": row["scrapyd_node"], "jobid": row["scrapyd_jobid"], "log_url": row["log_url"]},
+        "scrapyd": {"node": redact_url(row["scrapyd_node"]), "jobid": row["scrapyd_jobid"],
+                    "log_url": redact_url(row["log_url"])},
         "links": {
             "status": f"{API}/status/{row['id']}",
             "urls": f"{API}/jobs/{row['id']}/urls",

@@ -71,22 +71,14 @@ class Command(ScrapyCrawl):
         """When the crawl stores into a database, open it (and bring its schema up to date) first."""
         if "pipelines.persist.DatabasePipeline" not in self.settings.getdict("ITEM_PIPELINES"):
             return True
-        from pipelines.db import database_url, get_engine
+        from pipelines.db import database_url, get_engine, redact_url
 
         url = self.settings.get("DATABASE_URL") or database_url()
         try:
             get_engine(url)
         except Exception as exc:
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
-            print(f"error: cannot open the database {_safe(url)}: {reason}", file=sys.stderr)
+            print(f"error: cannot open the database {redact_url(url)}: {reason}", file=sys.stderr)
             return False
         return True
 
-
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable DATABASE_URL)"
