@@ -38,7 +38,7 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     problem = auth_off_problem(config)
     if problem:
         print(problem, file=sys.stderr, flush=True)
-        raise SystemExit(4)  # gunicorn's "App failed to load": the arbiter stops instead of respawning
+        raise SystemExit(4)  # `python -m api serve` refuses first; a lone `web` worker stops here
     store = Store(get_engine(config.database_url))
     clients = make_clients(config)
     dispatcher = Dispatcher(store, clients, config)

@@ -264,6 +264,13 @@ def serve() -> int:
         start_scrapyd = env.get("API_START_SCRAPYD", "1").strip().lower() not in ("0", "false", "no", "off")
         sport = _int_env(env, "SCRAPYD_HTTP_PORT", 6800)
         shost = env.get("SCRAPYD_BIND_ADDRESS", "127.0.0.1")
+        from api.auth import auth_off_problem
+        from api.config import Config
+
+        problem = auth_off_problem(Config.from_env(env))
+        if problem:  # refused before anything starts (a web worker would refuse it again and again)
+            print(problem, file=sys.stderr, flush=True)
+            return 1
         api_sock = bind_api_socket(host, port)
         if start_scrapyd:
             check_port_free(shost, sport, "SCRAPYD_HTTP_PORT")

@@ -250,7 +250,7 @@ def test_auth_off_only_on_loopback(api_pg_url, capsys, caplog):
     assert r.status_code == 202
     with app.scrapersky_store.engine.connect() as conn:
         assert conn.execute(select(jobs.c.tenant).where(jobs.c.domain == "b.test")).scalar() == "default"
-    # a server that says it listens on a public address gets no free pass (gunicorn's SERVER_NAME)
+    # a server that says it listens on a public address gets no free pass (the WSGI server's SERVER_NAME)
     assert_error(anon.simulate_get(f"{API}/status/{job}", extras={"SERVER_NAME": "0.0.0.0"}), 401)
     assert anon.simulate_get(f"{API}/status/{job}", extras={"SERVER_NAME": "127.0.0.1"}).status_code == 200
     for host in ("0.0.0.0", "192.168.1.10", "::", "example.org"):

@@ -1,5 +1,5 @@
 """Input holes: cursor tampering, non-UTF-8 JSON, chunked bodies, errors always JSON; and the startup rules
-of API keys under a real gunicorn on 127.0.0.1 (first-key hint, API_AUTH=off refused off loopback)."""
+of API keys under the real server (`python -m api web`, waitress) on 127.0.0.1 (first-key hint, API_AUTH=off refused off loopback)."""
 
 from __future__ import annotations
 
@@ -127,16 +127,18 @@ def test_every_error_is_json(api):
     assert_error(r, 411)
 
 
-# ----------------------------------------------------------------------------- under gunicorn
-class Gunicorn:
+# ----------------------------------------------------------------------------- under the real server
+class WebServer:
+    """`python -m api web`: one waitress process, as `python -m api` runs them."""
+
     def __init__(self, tmp, env: dict[str, str]):
         self.port = free_port()
-        self.out = tmp / f"gunicorn-{self.port}.out"
+        self.out = tmp / f"web-{self.port}.out"
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "2",
-             "--worker-class", "gthread", "api.app:create_app()"],
+            [str(VENV_BIN / "python"), "-m", "api", "web"],
             cwd=REPO, env={**os.environ, "API_RUN_DISPATCHER": "0", "SCRAPYD_URL": f"http://127.0.0.1:{free_port()}",
-                           **env}, stdout=open(self.out, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+                           "API_PORT": str(self.port), **env},
+            stdout=open(self.out, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         self.base = f"http://127.0.0.1:{self.port}"
 
     def wait_up(self):
@@ -151,7 +153,7 @@ class Gunicorn:
             except requests.RequestException:
                 return False
 
-        wait_until(up, 60, 0.2, "gunicorn to serve")
+        wait_until(up, 60, 0.2, "the API to serve")
         return self
 
     def output(self) -> str:
@@ -177,11 +179,11 @@ def post_chunked(port: int, path: str, parts: list[bytes], key: str) -> tuple[in
         conn.close()
 
 
-def test_chunked_bodies_and_first_key_hint_under_gunicorn(tmp_path, api_pg_url):
+def test_chunked_bodies_and_first_key_hint_under_the_real_server(tmp_path, api_pg_url):
     from api.auth import create_key
     from pipelines.db import get_engine
 
-    server = Gunicorn(tmp_path, {"DATABASE_URL": api_pg_url, "API_MAX_BODY_BYTES": "2048"}).wait_up()
+    server = WebServer(tmp_path, {"DATABASE_URL": api_pg_url, "API_MAX_BODY_BYTES": "2048"}).wait_up()
     try:
         assert "python -m api keys create NAME --admin" in server.output()  # no key yet
         key = create_key(get_engine(api_pg_url), "chunky", admin=False)
@@ -204,7 +206,7 @@ def test_chunked_bodies_and_first_key_hint_under_gunicorn(tmp_path, api_pg_url):
 
 
 def test_auth_off_refused_off_loopback_and_logged_on_loopback(tmp_path, api_pg_url):
-    refused = Gunicorn(tmp_path, {"DATABASE_URL": api_pg_url, "API_AUTH": "off", "API_HOST": "0.0.0.0"})
+    refused = WebServer(tmp_path, {"DATABASE_URL": api_pg_url, "API_AUTH": "off", "API_HOST": "0.0.0.0"})
     try:
         refused.proc.wait(60)
     finally:
@@ -215,7 +217,7 @@ def test_auth_off_refused_off_loopback_and_logged_on_loopback(tmp_path, api_pg_u
                      "create a key with `python -m api keys create NAME --admin` instead"]
     assert "Traceback" not in refused.output()
 
-    local = Gunicorn(tmp_path, {"DATABASE_URL": api_pg_url, "API_AUTH": "off", "API_HOST": "127.0.0.1"}).wait_up()
+    local = WebServer(tmp_path, {"DATABASE_URL": api_pg_url, "API_AUTH": "off", "API_HOST": "127.0.0.1"}).wait_up()
     try:
         assert "API authentication is OFF" in local.output()
         s = requests.Session()

@@ -78,11 +78,16 @@ def test_stalled_clients_hold_no_thread_and_are_cut_off(web):
             sock.close()
 
 
-def test_a_chunked_body_reaches_the_app(web):
+def test_a_chunked_body_reaches_the_app(web, tmp_path):
     port, _ = web
     body = json.dumps({"domains": ["chunked-a.example", "chunked-b.example"]}).encode()
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:20], body[20:])) + b"0\r\n\r\n"
+    from api.auth import create_key
+    from pipelines.db import get_engine
+
+    key = create_key(get_engine(f"sqlite:///{tmp_path / 'api.db'}"), "chunky").encode()
     status, doc = request(port, b"POST /api/v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                b"Authorization: Bearer " + key + b"\r\n"
                                 b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", chunked)
     assert status == 202, doc
     assert doc["job_count"] == 2

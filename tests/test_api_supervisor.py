@@ -208,6 +208,10 @@ def test_credentials_in_scrapyd_url_are_never_shown(tmp_path, api_sites, scrapyd
     s = session()
     try:
         wait_until(lambda: health(base, proc, out) == 200, 90, 0.3, "service to be healthy (auth from the URL)")
+        from api.auth import create_key
+        from pipelines.db import get_engine
+
+        s.headers["Authorization"] = f"Bearer {create_key(get_engine(db_url), 'redact', admin=True)}"
         r = s.post(f"{base}/api/v1/scrapersky", json={"base_url": "redact.test"}, timeout=10)
         assert r.status_code == 202, r.text
         status_url = base + r.json()["status_url"]
