@@ -14,7 +14,7 @@ from api.openapi import OpenApiResource, build
 from api.resources.batch import BatchCancelResource, BatchResource, BatchStatusResource
 from api.resources.health import DatabaseHealthResource, HealthResource
 from api.resources.jobs import JobCancelResource, ScanResource, StatusResource
-from api.resources.results import DomainResource, JobSitemapsResource, JobUrlsResource
+from api.resources.results import DomainChangesResource, DomainResource, JobSitemapsResource, JobUrlsResource
 from api.store import Store
 
 API = "/api/v1"
@@ -47,6 +47,7 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     app.add_route(f"{API}/jobs/{{job_id:uuid}}/sitemaps", JobSitemapsResource(store))
     app.add_route(f"{API}/jobs/{{job_id:uuid}}/cancel", JobCancelResource(store, dispatcher))
     app.add_route(f"{API}/domains/{{domain}}", DomainResource(store))
+    app.add_route(f"{API}/domains/{{domain}}/changes", DomainChangesResource(store))
     app.add_route("/health", HealthResource(store, clients, config.project))
     app.add_route("/health/database", DatabaseHealthResource(store))
     app.add_route(f"{API}/openapi.json", OpenApiResource(build(config.max_batch_domains, config.max_pages_limit)))
