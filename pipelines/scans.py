@@ -89,12 +89,22 @@ def only_in(job_id: uuid.UUID, other_id: uuid.UUID | None) -> Any:
 
 
 def counts(conn: Connection, job_id: uuid.UUID, previous_id: uuid.UUID | None) -> dict[str, int]:
-    """urls_found / new_urls / removed_urls of scan `job_id` against the scan `previous_id`."""
-    found = conn.execute(select(func.count()).select_from(_pages).where(_pages.c.job_id == job_id)).scalar_one()
-    if previous_id is None:
-        return {"urls_found": found, "new_urls": found, "removed_urls": 0}
-    new = conn.execute(select(func.count()).select_from(_pages).where(only_in(job_id, previous_id))).scalar_one()
-    removed = conn.execute(select(func.count()).select_from(_pages).where(only_in(previous_id, job_id))).scalar_one()
+    """urls_found / new_urls / removed_urls of scan `job_id` against the scan `previous_id`: one pass
+    over both snapshots (a FULL JOIN on url; two anti-joins cost twice as much on PostgreSQL)."""
+    if previous_id is None or (conn.dialect.name == "sqlite" and conn.dialect.dbapi.sqlite_version_info < (3, 39)):
+        found = conn.execute(select(func.count()).select_from(_pages).where(_pages.c.job_id == job_id)).scalar_one()
+        if previous_id is None:
+            return {"urls_found": found, "new_urls": found, "removed_urls": 0}
+        # SQLite before 3.39 has no FULL JOIN
+        new = conn.execute(select(func.count()).select_from(_pages).where(only_in(job_id, previous_id))).scalar_one()
+        removed = conn.execute(select(func.count()).select_from(_pages).where(only_in(previous_id, job_id))).scalar_one()
+        return {"urls_found": found, "new_urls": new, "removed_urls": removed}
+    this = select(_pages.c.url).where(_pages.c.job_id == job_id).subquery("this_scan")
+    before = select(_pages.c.url).where(_pages.c.job_id == previous_id).subquery("previous_scan")
+    found, new, removed = conn.execute(
+        select(func.count(this.c.url), func.count(this.c.url).filter(before.c.url.is_(None)),
+               func.count(before.c.url).filter(this.c.url.is_(None)))
+        .select_from(this.join(before, this.c.url == before.c.url, full=True))).one()
     return {"urls_found": found, "new_urls": new, "removed_urls": removed}
 
 
