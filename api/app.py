@@ -17,7 +17,7 @@ from api.resources.batch import BatchCancelResource, BatchResource, BatchStatusR
 from api.resources.health import DatabaseHealthResource, HealthResource
 from api.resources.jobs import JobCancelResource, ScanResource, StatusResource
 from api.resources.lists import BatchListResource, DomainListResource, JobListResource
-from api.resources.results import DomainResource, JobSitemapsResource, JobUrlsResource
+from api.resources.results import DomainChangesResource, DomainResource, JobSitemapsResource, JobUrlsResource
 from api.store import Store
 
 API = "/api/v1"
@@ -64,6 +64,7 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     app.add_route(f"{API}/batches", BatchListResource(store))
     app.add_route(f"{API}/jobs", JobListResource(store))
     app.add_route(f"{API}/domains", DomainListResource(store))
+    app.add_route(f"{API}/domains/{{domain}}/changes", DomainChangesResource(store))
     app.add_route("/health", HealthResource(store, clients, config.project))
     app.add_route("/health/database", DatabaseHealthResource(store))
     app.add_route(f"{API}/openapi.json", OpenApiResource(build(config.max_batch_domains, config.max_pages_limit)))

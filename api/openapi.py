@@ -100,12 +100,20 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
             "url": {"type": "string"}, "type": {"type": "string", "nullable": True},
             "discovered_by": {"type": "string"}, "http_status": {"type": "integer", "nullable": True},
             "url_count": {"type": "integer"}, "error": {"type": "string", "nullable": True}})}}),
+        "ScanRef": obj({"job_id": UUID, "status": STATUS, "started_at": TS, "finished_at": TS,
+                        "urls_found": {"type": "integer"}}),
+        "Changes": obj({"domain": {"type": "string"}, "from": ref("ScanRef"), "to": ref("ScanRef"),
+                        "new_count": {"type": "integer"}, "removed_count": {"type": "integer"},
+                        "new": {"type": "array", "items": ref("Page")},
+                        "removed": {"type": "array", "items": ref("Page")},
+                        "next_cursor": {"type": "string", "nullable": True}}),
         "Domain": obj({"domain": {"type": "string"}, "metadata": {"type": "object"},
                        "latest_scan": {"type": "object", "nullable": True}, "recent_jobs": {"type": "array"}}),
         "Health": obj({"status": {"type": "string"}, "database": {"type": "object"}, "scrapyd": {"type": "object"}}),
     }
     body = lambda name: {"required": True, "content": {"application/json": {"schema": ref(name)}}}  # noqa: E731
     e400, e404, e413, e422 = _err("bad request"), _err("not found"), _err("body too large"), _err("invalid request")
+    e410 = _err("the scan's results were deleted by the retention setting")
     paths = {
         "/api/v1/scrapersky": {"post": {
             "summary": "Scan one domain", "operationId": "scan", "requestBody": body("ScanRequest"),
@@ -126,19 +134,32 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
             "responses": {**_ok("the batch", ref("BatchStatus")), "400": e400, "404": e404}}},
         "/api/v1/jobs/{job_id}/urls": {"get": {
             "summary": "The page URLs the job found (json paged; jsonl/csv streamed)", "operationId": "jobUrls",
-            "description": "Pages whose last_seen_job_id is this job: a newer scan of the domain takes them over. "
-                           "change=new: first seen by this job; change=removed: seen by the previous complete "
-                           "scan and not by this one.",
+            "description": "Exactly the URLs this job saw (its count is urls_found in /status), unchanged by "
+                           "later scans. change=new: URLs the domain's previous complete scan (the latest "
+                           "complete scan finished before this one started) did not see; change=removed: URLs "
+                           "that scan saw and this one did not, with that scan's attributes. 410 when the "
+                           "retention setting (SCRAPERSKY_KEEP_SCANS) deleted the job's (or that scan's) URLs.",
             "parameters": [_path_uuid("job_id"), LIMIT, CURSOR,
                            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "jsonl", "csv"]}},
                            {"name": "change", "in": "query", "schema": {"type": "string", "enum": ["all", "new", "removed"]}}],
             "responses": {"200": {"description": "the URLs", "content": {
                 "application/json": {"schema": ref("UrlPage")},
                 "application/x-ndjson": {"schema": {"type": "string"}},
-                "text/csv": {"schema": {"type": "string"}}}}, "400": e400, "404": e404}}},
+                "text/csv": {"schema": {"type": "string"}}}}, "400": e400, "404": e404, "410": e410}}},
         "/api/v1/jobs/{job_id}/sitemaps": {"get": {
-            "summary": "The job's sitemap files", "operationId": "jobSitemaps", "parameters": [_path_uuid("job_id")],
-            "responses": {**_ok("the sitemaps", ref("Sitemaps")), "404": e404}}},
+            "summary": "The sitemap files the job saw", "operationId": "jobSitemaps", "parameters": [_path_uuid("job_id")],
+            "responses": {**_ok("the sitemaps", ref("Sitemaps")), "404": e404, "410": e410}}},
+        "/api/v1/domains/{domain}/changes": {"get": {
+            "summary": "URLs new in scan `to` and removed since scan `from` (any two scans of the domain)",
+            "operationId": "domainChanges",
+            "description": "Both lists in URL order with their total counts; `limit` applies to each list, "
+                           "`cursor` (next_cursor) pages both together. 400: missing or malformed parameter, "
+                           "or a job of another domain; 404: unknown domain or job; 410: a scan's URLs were "
+                           "deleted by the retention setting.",
+            "parameters": [{"name": "domain", "in": "path", "required": True, "schema": {"type": "string"}},
+                           {"name": "from", "in": "query", "required": True, "schema": UUID},
+                           {"name": "to", "in": "query", "required": True, "schema": UUID}, LIMIT, CURSOR],
+            "responses": {**_ok("the changes", ref("Changes")), "400": e400, "404": e404, "410": e410}}},
         "/api/v1/domains/{domain}": {"get": {
             "summary": "A domain's summary, metadata and changes since the scan before", "operationId": "domain",
             "parameters": [{"name": "domain", "in": "path", "required": True, "schema": {"type": "string"}}],

@@ -16,6 +16,7 @@ from sqlalchemy import and_, bindparam, case, func, literal, select, text, tuple
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from pipelines import scans
 from pipelines.domains import Site
 from pipelines.models import DEFAULT_TENANT, AppSecret, BatchJob, Domain, Job, Page, Sitemap, utcnow
 from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
@@ -126,38 +127,20 @@ class Store:
         return dict(row) if row else None
 
     def previous_job(self, job: dict[str, Any]) -> dict[str, Any] | None:
-        """The domain's complete scan before `job` (what "new" and "removed" compare with). Crawled data is
-        shared per domain, so this may be another tenant's scan (its id is only shown to its tenant)."""
-        ref = job["finished_at"] or job["created_at"]
-        q = (
-            select(jobs.c.id, jobs.c.finished_at, jobs.c.tenant)
-            .where(jobs.c.domain == job["domain"], jobs.c.status == JobStatus.COMPLETE, jobs.c.id != job["id"],
-                   jobs.c.finished_at < ref)
-            .order_by(jobs.c.finished_at.desc())
-            .limit(1)
-        )
+        """The domain's previous complete scan before `job` (pipelines.scans: what "new" and "removed"
+        compare with). Crawled data is shared per domain, so this may be another tenant's scan (its id is
+        only shown to its tenant: the row has `tenant`)."""
         with self.engine.connect() as conn:
-            row = conn.execute(q).mappings().first()
-        return dict(row) if row else None
+            return scans.previous_complete_scan(conn, job)
 
-    def domain_id(self, conn, name: str) -> int | None:
-        return conn.execute(select(domains.c.id).where(domains.c.name == name)).scalar()
-
-    def page_query(self, conn, job: dict[str, Any], change: str, after_url: str | None, limit: int | None):
-        """Pages of the job's domain (the (domain_id, url) index), in URL order (keyset cursor = last URL)."""
-        dom_id = job.get("domain_id") or self.domain_id(conn, job["domain"])
+    def page_query(self, job_id: uuid.UUID, other_id: uuid.UUID | None, after_url: str | None,
+                   limit: int | None):
+        """Pages of scan `job_id` that scan `other_id` did not see (all of them when None), in URL
+        order along the primary key (job_id, url); the keyset cursor is the last URL."""
         cols = [pages.c.url, pages.c.lastmod, pages.c.changefreq, pages.c.priority, pages.c.alternates,
-                pages.c.images, pages.c.news, pages.c.videos, pages.c.first_seen_at, pages.c.last_seen_at,
-                sitemaps.c.url.label("sitemap_url")]
+                pages.c.images, pages.c.news, pages.c.videos, sitemaps.c.url.label("sitemap_url")]
         q = (select(*cols).select_from(pages.outerjoin(sitemaps, sitemaps.c.id == pages.c.sitemap_id))
-             .where(pages.c.domain_id == (dom_id if dom_id is not None else -1)))
-        if change == "new":
-            q = q.where(pages.c.first_seen_job_id == job["id"])
-        elif change == "removed":
-            prev = self.previous_job(job)
-            q = q.where(pages.c.last_seen_job_id == (prev["id"] if prev else uuid.UUID(int=0)))
-        else:
-            q = q.where(pages.c.last_seen_job_id == job["id"])
+             .where(scans.only_in(job_id, other_id)))
         if after_url is not None:
             q = q.where(pages.c.url > after_url)
         q = q.order_by(pages.c.url)
@@ -165,22 +148,33 @@ class Store:
             q = q.limit(limit)
         return q
 
-    def list_pages(self, job: dict[str, Any], change: str, after_url: str | None, limit: int) -> list[dict[str, Any]]:
+    def list_pages(self, job_id: uuid.UUID, other_id: uuid.UUID | None, after_url: str | None,
+                   limit: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(self.page_query(conn, job, change, after_url, limit)).mappings()]
+            return [dict(r) for r in conn.execute(self.page_query(job_id, other_id, after_url, limit)).mappings()]
 
-    def stream_pages(self, job: dict[str, Any], change: str, chunk: int = 2000) -> Iterator[list[dict[str, Any]]]:
+    def count_pages(self, job_id: uuid.UUID, other_id: uuid.UUID | None) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(pages)
+                                .where(scans.only_in(job_id, other_id))).scalar_one()
+
+    def stream_pages(self, job_id: uuid.UUID, other_id: uuid.UUID | None,
+                     chunk: int = 2000) -> Iterator[list[dict[str, Any]]]:
         """Every page in URL order, in chunks, on one server-side cursor (PostgreSQL)."""
         with self.engine.connect() as conn:
-            q = self.page_query(conn, job, change, None, None)
+            q = self.page_query(job_id, other_id, None, None)
             result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q).mappings()
             for part in result.partitions(chunk):
                 yield [dict(r) for r in part]
 
     def list_sitemaps(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
-        q = select(sitemaps).where(sitemaps.c.last_job_id == job_id).order_by(sitemaps.c.id)
+        q = select(sitemaps).where(sitemaps.c.job_id == job_id).order_by(sitemaps.c.id)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
+
+    def domain_id(self, name: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(domains.c.id).where(domains.c.name == name)).scalar()
 
     def get_domain(self, name: str, tenant: str | None = None) -> dict[str, Any] | None:
         """The domain's shared crawled data, with `tenant`'s recent and latest jobs only (None: anyone's)."""

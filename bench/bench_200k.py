@@ -6,15 +6,19 @@ Everything stays on 127.0.0.1:
 1. A fixture site is generated once into ``bench/.data/site_<N>/`` (reused by later runs): ``robots.txt``
    with a ``Sitemap:`` line for ``/sitemap_index.xml``, an index of ``ceil(N / 50,000)`` sitemaps of up to
    50,000 URLs (sitemaps 0.9 namespace; loc of 70-100 chars, lastmod, changefreq, priority), every second
-   sitemap gzipped (``.xml.gz``), and a small HTML home page.
+   sitemap gzipped (``.xml.gz``), and a small HTML home page. ``--fixture plain`` (``site_<N>_plain/``):
+   the same locs with nothing but ``<loc>``, as many real sitemaps are; ``--fixture both`` runs both.
 2. A static file server (ThreadingHTTPServer, HTTP/1.1 keep-alive, sendfile) serves it from its own process.
 3. Each run is a separate subprocess, timed from spawn to exit (wall seconds, interpreter start-up included),
    with its peak RSS taken from ``os.wait4`` (``ru_maxrss``, KiB on Linux):
 
    a. ``usp``: ultimate-sitemap-parser ``sitemap_tree_for_homepage`` + counting ``tree.all_pages()``;
    b. ``scrapersky``: ``python -m scrapy crawl sitemap -a domain=http://127.0.0.1:PORT`` in the repository
-      (with ``SCRAPERSKY_ALLOW_PRIVATE=1``: the site is on loopback), ``DATABASE_URL`` pointing at a fresh PostgreSQL database (schema migrated before the timed run, database
-      dropped afterwards); the rows in ``pages`` must equal N;
+      (with ``SCRAPERSKY_ALLOW_PRIVATE=1``: the site is on loopback),
+      ``DATABASE_URL`` pointing at a fresh PostgreSQL database (schema migrated before the timed run, database
+      dropped afterwards); the job's rows in ``pages`` must equal N; with ``--rescan K`` the same crawl then
+      runs K more times into that database (each scan keeps its own snapshot), timed, with the bytes each
+      re-scan adds (``pg_total_relation_size`` of the tables before and after);
    c. ``stock`` (``--stock``): Scrapy's stock ``SitemapSpider`` that parses every sitemap but requests no page.
 
 Timings are never asserted: the exit status is 0 unless a run failed or a URL count does not match.
@@ -56,6 +60,7 @@ GOAL_RATIO = 1.0
 MUST_RATIO = 1.5
 GOAL_RSS_MB = 200.0
 GOAL_SCALE_RSS = 1.10  # 2M-URL peak RSS within 10 % of the 200k run
+GOAL_RESCAN = 1.2  # a re-scan (snapshots kept) within 1.2x the first scan
 
 HOME_HTML = b"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ScraperSky bench site</title>
@@ -86,8 +91,9 @@ def _slug_source(rng: random.Random) -> str:
     return "-".join(rng.choice(_WORDS) for _ in range(40))
 
 
-def _write_urlset(path: Path, base: str, start: int, count: int, seed: int) -> int:
-    """Write one urlset of `count` URLs numbered from `start`; returns the uncompressed size."""
+def _write_urlset(path: Path, base: str, start: int, count: int, seed: int, plain: bool = False) -> int:
+    """Write one urlset of `count` URLs numbered from `start` (only `<loc>` when `plain`); returns the
+    uncompressed size."""
     rng = random.Random(seed)
     slugs = [_slug_source(rng) for _ in range(64)]
     epoch = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
@@ -113,10 +119,13 @@ def _write_urlset(path: Path, base: str, start: int, count: int, seed: int) -> i
                 lastmod = when.strftime("%Y-%m-%d")
             else:
                 lastmod = when.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-            chunk.append(
-                f"<url><loc>{loc}</loc><lastmod>{lastmod}</lastmod>"
-                f"<changefreq>{_CHANGEFREQ[i % 7]}</changefreq><priority>{(i % 10 + 1) / 10:.1f}</priority></url>\n"
-            )
+            if plain:
+                chunk.append(f"<url><loc>{loc}</loc></url>\n")
+            else:
+                chunk.append(
+                    f"<url><loc>{loc}</loc><lastmod>{lastmod}</lastmod>"
+                    f"<changefreq>{_CHANGEFREQ[i % 7]}</changefreq><priority>{(i % 10 + 1) / 10:.1f}</priority></url>\n"
+                )
             if len(chunk) >= 5000:
                 data = "".join(chunk).encode()
                 fh.write(data)
@@ -129,8 +138,8 @@ def _write_urlset(path: Path, base: str, start: int, count: int, seed: int) -> i
     return size
 
 
-def generate(site: Path, n_urls: int, port: int) -> dict:
-    """(Re)generate the fixture for `n_urls` URLs served at 127.0.0.1:`port`."""
+def generate(site: Path, n_urls: int, port: int, kind: str = "rich") -> dict:
+    """(Re)generate the `kind` (rich|plain) fixture for `n_urls` URLs served at 127.0.0.1:`port`."""
     if site.exists():
         shutil.rmtree(site)
     site.mkdir(parents=True)
@@ -141,7 +150,7 @@ def generate(site: Path, n_urls: int, port: int) -> dict:
     for k, name in enumerate(names):
         start = k * URLS_PER_FILE
         count = min(URLS_PER_FILE, n_urls - start)
-        raw = _write_urlset(site / name, base, start, count, seed=1000 + k)
+        raw = _write_urlset(site / name, base, start, count, seed=1000 + k, plain=kind == "plain")
         files.append({"name": name, "urls": count, "bytes": (site / name).stat().st_size, "raw_bytes": raw})
     index = [f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="{NS}">\n']
     for k, name in enumerate(names):
@@ -154,7 +163,7 @@ def generate(site: Path, n_urls: int, port: int) -> dict:
         f"User-agent: *\nDisallow: /private/\n\nSitemap: {base}/sitemap_index.xml\n", encoding="utf-8"
     )
     (site / "index.html").write_bytes(HOME_HTML)
-    meta = {"version": FIXTURE_VERSION, "urls": n_urls, "port": port, "files": files,
+    meta = {"version": FIXTURE_VERSION, "kind": kind, "urls": n_urls, "port": port, "files": files,
             "generated_in_s": round(time.perf_counter() - t0, 2)}
     (site / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return meta
@@ -177,13 +186,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ensure_fixture(n_urls: int) -> tuple[Path, dict]:
-    """The cached fixture for `n_urls`, regenerated when missing, stale or its port is taken.
+def ensure_fixture(n_urls: int, kind: str = "rich") -> tuple[Path, dict]:
+    """The cached `kind` fixture for `n_urls`, regenerated when missing, stale or its port is taken.
 
     Sitemap locs are absolute URLs including the port, so the fixture is tied to the port it was generated
     for; the bench reuses that port whenever it is free.
     """
-    site = DATA / f"site_{n_urls}"
+    site = DATA / (f"site_{n_urls}" if kind == "rich" else f"site_{n_urls}_{kind}")
     meta_file = site / "meta.json"
     meta = None
     if meta_file.exists():
@@ -195,14 +204,15 @@ def ensure_fixture(n_urls: int) -> tuple[Path, dict]:
         meta is not None
         and meta.get("version") == FIXTURE_VERSION
         and meta.get("urls") == n_urls
+        and meta.get("kind", "rich") == kind
         and all((site / f["name"]).is_file() for f in meta.get("files", []))
     )
     if ok and port_is_free(meta["port"]):
         print(f"fixture: reusing {site} (port {meta['port']})", flush=True)
         return site, meta
     why = "port taken" if ok else "not cached"
-    print(f"fixture: generating {n_urls:,} URLs into {site} ({why}) ...", flush=True)
-    meta = generate(site, n_urls, free_port())
+    print(f"fixture: generating {n_urls:,} {kind} URLs into {site} ({why}) ...", flush=True)
+    meta = generate(site, n_urls, free_port(), kind)
     total = sum(f["bytes"] for f in meta["files"])
     raw = sum(f["raw_bytes"] for f in meta["files"])
     print(
@@ -531,14 +541,36 @@ def drop_pg_db(admin_url: str, name: str) -> None:
 
 
 def count_pages(url: str) -> tuple[int | None, str | None]:
+    """Rows in `pages` of the newest job (each scan stores its own snapshot)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM pages")).scalar_one()), None
+            return int(conn.execute(text(
+                "SELECT count(*) FROM pages WHERE job_id = (SELECT id FROM jobs ORDER BY created_at DESC LIMIT 1)"
+            )).scalar_one()), None
     except Exception as exc:  # noqa: BLE001
         return None, str(exc).splitlines()[0]
+    finally:
+        engine.dispose()
+
+
+SIZED_TABLES = ("pages", "sitemaps", "jobs", "domains")
+
+
+def table_bytes(url: str) -> dict[str, int]:
+    """pg_total_relation_size (heap + indexes + TOAST) of the result tables: what they occupy now.
+    Empty on SQLite."""
+    from sqlalchemy import create_engine, text
+
+    if not url.startswith("postgres"):
+        return {}
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {t: int(conn.execute(text(f"SELECT pg_total_relation_size('{t}')")).scalar_one())
+                    for t in SIZED_TABLES}
     finally:
         engine.dispose()
 
@@ -567,23 +599,18 @@ def run_scrapersky(ctx: dict, tag: str) -> dict:
                "-s", "LOG_LEVEL=INFO"]
         for s in ctx["scrapy_settings"]:
             cmd += ["-s", s]
-        # the fixture site is on 127.0.0.1: the crawl must be allowed to reach it
-        r = run_measured(cmd, cwd=ctx["project_dir"], env=clean_env(DATABASE_URL=url, SCRAPERSKY_ALLOW_PRIVATE="1"),
-                         log=log, timeout=ctx["timeout"])
+        r = _crawl_once(ctx, cmd, url, log)
         r["database"] = dbname or url
-        r["urls"], err = count_pages(url)
-        if r["rc"] != 0 or r["timed_out"]:
-            r["ok"] = False
-            r["error"] = f"ScraperSky crawl failed: exit {r['rc']}{' (timed out)' if r['timed_out'] else ''}"
-        elif r["urls"] is None:
-            r["ok"] = False
-            r["error"] = f"ScraperSky: could not count rows in table pages: {err}"
-        elif r["urls"] != ctx["n"]:
-            r["ok"] = False
-            r["error"] = f"ScraperSky: {r['urls']:,} rows in pages, expected {ctx['n']:,}"
-        else:
-            r["ok"] = True
-        print(f"  scrapersky: rows in pages = {r['urls']}, expected = {ctx['n']}", flush=True)
+        r["rescans"] = []
+        for k in range(ctx["rescan"] if r["ok"] else 0):
+            before = table_bytes(url)
+            again = _crawl_once(ctx, cmd, url, log.with_name(f"{log.stem}_rescan{k + 1}.log"))
+            after = table_bytes(url)
+            again["bytes_added"] = {t: after[t] - before[t] for t in after}
+            again["bytes_after"] = after
+            r["rescans"].append(again)
+            if not again["ok"]:
+                break
     finally:
         if dbname and not ctx["keep_db"]:
             drop_pg_db(ctx["pg_admin"], dbname)
@@ -592,10 +619,31 @@ def run_scrapersky(ctx: dict, tag: str) -> dict:
     return r
 
 
+def _crawl_once(ctx: dict, cmd: list[str], url: str, log: Path) -> dict:
+    # the fixture site is on 127.0.0.1: the crawl must be allowed to reach it
+    r = run_measured(cmd, cwd=ctx["project_dir"], env=clean_env(DATABASE_URL=url, SCRAPERSKY_ALLOW_PRIVATE="1"),
+                     log=log, timeout=ctx["timeout"])
+    r["urls"], err = count_pages(url)
+    if r["rc"] != 0 or r["timed_out"]:
+        r["ok"] = False
+        r["error"] = f"ScraperSky crawl failed: exit {r['rc']}{' (timed out)' if r['timed_out'] else ''}"
+    elif r["urls"] is None:
+        r["ok"] = False
+        r["error"] = f"ScraperSky: could not count rows in table pages: {err}"
+    elif r["urls"] != ctx["n"]:
+        r["ok"] = False
+        r["error"] = f"ScraperSky: {r['urls']:,} rows in pages for the job, expected {ctx['n']:,}"
+    else:
+        r["ok"] = True
+    print(f"  scrapersky: rows in pages for the job = {r['urls']}, expected = {ctx['n']}", flush=True)
+    return r
+
+
 RUNNERS = {
     "usp": ("usp (reference)", run_usp),
     "scrapersky": ("ScraperSky", run_scrapersky),
     "stock": ("Scrapy SitemapSpider", run_stock),
+    "rescan": ("ScraperSky re-scan", None),  # filled by run_scrapersky with --rescan
 }
 
 
@@ -621,8 +669,8 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
-def bench_one(n_urls: int, args: argparse.Namespace) -> dict:
-    site, meta = ensure_fixture(n_urls)
+def bench_one(n_urls: int, args: argparse.Namespace, kind: str = "rich") -> dict:
+    site, meta = ensure_fixture(n_urls, kind)
     order = []
     if not args.skip_usp:
         order.append("usp")
@@ -633,6 +681,8 @@ def bench_one(n_urls: int, args: argparse.Namespace) -> dict:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logdir = DATA / "logs" / f"{stamp}_{n_urls}"
     logdir.mkdir(parents=True, exist_ok=True)
+    if args.rescan and "scrapersky" in order:
+        order.insert(order.index("scrapersky") + 1, "rescan")
     results: dict[str, list[dict]] = {k: [] for k in order}
     load_start = os.getloadavg()[0]
     errors: list[str] = []
@@ -642,26 +692,41 @@ def bench_one(n_urls: int, args: argparse.Namespace) -> dict:
             "n": n_urls, "base": server.base, "logdir": logdir, "timeout": args.timeout,
             "database_url": args.database_url, "pg_admin": args.pg_admin, "keep_db": args.keep_db,
             "no_migrate": args.no_migrate, "project_dir": Path(args.project_dir).resolve(), "scrapy_settings": args.set or [],
+            "rescan": args.rescan,
         }
         for rep in range(args.repeat):
             for key in order:
                 label, fn = RUNNERS[key]
+                if fn is None:
+                    continue
                 before = server.stats()
                 r = fn(ctx, f"{rep + 1}")
                 after = server.stats()
                 r["server"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-                results[key].append(r)
-                urls = "?" if r.get("urls") is None else f"{r['urls']:,}"
-                sv = r["server"]
-                aborted = f", {sv['aborted']} ABORTED by the client" if sv.get("aborted") else ""
-                print(f"  run {rep + 1}/{args.repeat} {label:<22} {r['wall_s']:8.2f} s {r['rss_mb']:8.1f} MB "
-                      f"{urls:>12} URLs   [{sv.get('requests', '?')} requests, {sv.get('not_found', '?')} 404"
-                      f"{aborted}]{'' if r['ok'] else '  <-- FAIL'}", flush=True)
-                if not r["ok"]:
-                    errors.append(r["error"])
-                    print(f"FAIL: {r['error']} (log: {r['log']})\n{tail(r['log'])}", flush=True)
-    summary = {k: summarise(v) for k, v in results.items()}
-    return {"urls": n_urls, "repeat": args.repeat, "fixture": meta, "summary": summary, "runs": results,
+                done = [(key, r)] + [("rescan", again) for again in r.pop("rescans", [])]
+                for key_done, run in done:
+                    results[key_done].append(run)
+                    urls = "?" if run.get("urls") is None else f"{run['urls']:,}"
+                    sv = run.get("server")
+                    if sv is None:  # a re-scan: the server's counters cover the first scan and its re-scans
+                        added = run.get("bytes_added")
+                        what = f"+{sum(added.values()) / 1e6:.1f} MB in the tables" if added else "re-scan"
+                    else:
+                        aborted = f", {sv['aborted']} ABORTED by the client" if sv.get("aborted") else ""
+                        what = f"{sv.get('requests', '?')} requests, {sv.get('not_found', '?')} 404{aborted}"
+                    print(f"  run {rep + 1}/{args.repeat} {RUNNERS[key_done][0]:<22} {run['wall_s']:8.2f} s "
+                          f"{run['rss_mb']:8.1f} MB {urls:>12} URLs   [{what}]{'' if run['ok'] else '  <-- FAIL'}",
+                          flush=True)
+                    if not run["ok"]:
+                        errors.append(run["error"])
+                        print(f"FAIL: {run['error']} (log: {run['log']})\n{tail(run['log'])}", flush=True)
+    summary = {k: summarise(v) for k, v in results.items() if v}
+    rescans = [r for r in results.get("rescan", []) if r.get("bytes_added")]
+    if rescans:
+        summary["rescan"]["bytes_added"] = {t: statistics.median(r["bytes_added"][t] for r in rescans)
+                                            for t in rescans[0]["bytes_added"]}
+        summary["rescan"]["bytes_after_last"] = rescans[-1]["bytes_after"]
+    return {"urls": n_urls, "kind": kind, "repeat": args.repeat, "fixture": meta, "summary": summary, "runs": results,
             "errors": errors, "loadavg": {"start": load_start, "end": os.getloadavg()[0]}}
 
 
@@ -680,7 +745,7 @@ def verdict(value: float, goal: float, must: float | None = None) -> str:
 def print_report(res: dict) -> None:
     n, k, summ = res["urls"], res["repeat"], res["summary"]
     print()
-    print(f"== {n:,} URLs ({len(res['fixture']['files'])} sitemaps), {k} run(s) each, "
+    print(f"== {n:,} URLs, {res.get('kind', 'rich')} entries ({len(res['fixture']['files'])} sitemaps), {k} run(s) each, "
           f"{platform.python_version()} on {os.cpu_count()} CPUs ==")
     head = (f"{'run':<22} {'wall best s':>11} {'wall median s':>13} {'CPU s':>7} {'peak RSS MB':>11} "
             f"{'RSS median MB':>13} {'URLs':>11}")
@@ -703,6 +768,17 @@ def print_report(res: dict) -> None:
         print(f"time ratio ScraperSky/usp (goal <= {GOAL_RATIO}, must <= {MUST_RATIO}): "
               f"best {rb:.2f} {verdict(rb, GOAL_RATIO, MUST_RATIO)}; median {rm:.2f} {verdict(rm, GOAL_RATIO, MUST_RATIO)}")
         print(f"RSS ratio  ScraperSky/usp: {fmt_ratio(c['rss_max_mb'], u['rss_max_mb'])}")
+    if "rescan" in summ and "scrapersky" in summ and summ["scrapersky"]["ok"]:
+        r, c = summ["rescan"], summ["scrapersky"]
+        rb, rm = r["wall_best_s"] / c["wall_best_s"], r["wall_median_s"] / c["wall_median_s"]
+        print(f"time ratio re-scan/first scan (goal <= {GOAL_RESCAN}): best {rb:.2f} {verdict(rb, GOAL_RESCAN)}; "
+              f"median {rm:.2f} {verdict(rm, GOAL_RESCAN)}")
+        added = r.get("bytes_added")
+        if added:
+            total = sum(added.values())
+            print(f"bytes each re-scan adds (median, pg_total_relation_size): {total / 1e6:.1f} MB = "
+                  f"{total / n:.0f} bytes/URL ("
+                  + ", ".join(f"{t} {b / 1e6:.1f} MB" for t, b in added.items()) + ")")
     if "stock" in summ and "usp" in summ:
         print(f"time ratio SitemapSpider/usp: median "
               f"{summ['stock']['wall_median_s'] / summ['usp']['wall_median_s']:.2f}")
@@ -738,6 +814,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--urls", type=int, default=200_000, help="URLs in the fixture site (default 200000)")
     p.add_argument("--repeat", type=int, default=1, metavar="K", help="run each K times; best and median")
+    p.add_argument("--fixture", choices=("rich", "plain", "both"), default="both",
+                   help="rich: lastmod/changefreq/priority on every URL; plain: only <loc>; both (default)")
+    p.add_argument("--rescan", type=int, default=0, metavar="K",
+                   help="after each ScraperSky crawl, scan the same site K more times into the same database")
     p.add_argument("--stock", action="store_true", help="also run Scrapy's stock SitemapSpider (no page fetches)")
     p.add_argument("--skip-usp", action="store_true", help="skip the ultimate-sitemap-parser reference")
     p.add_argument("--skip-crawl", action="store_true", help="skip the ScraperSky crawl")
@@ -761,8 +841,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--_serve", help=argparse.SUPPRESS)
     p.add_argument("--_port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.repeat < 1 or a.urls < 1:
-        p.error("--repeat and --urls must be >= 1")
+    if a.repeat < 1 or a.urls < 1 or a.rescan < 0:
+        p.error("--repeat and --urls must be >= 1, --rescan >= 0")
     return a
 
 
@@ -772,12 +852,14 @@ def main(argv: list[str] | None = None) -> int:
         serve(Path(args._serve), args._port)
         return 0
     sizes = [200_000, 2_000_000] if args.scale_check else [args.urls]
+    kinds = ["rich", "plain"] if args.fixture == "both" else [args.fixture]
     if args.generate_only:
         for n in sizes:
-            ensure_fixture(n)
+            for kind in kinds:
+                ensure_fixture(n, kind)
         return 0
     if args.serve:
-        site, meta = ensure_fixture(sizes[0])
+        site, meta = ensure_fixture(sizes[0], kinds[0])
         def _stop(*_):
             raise KeyboardInterrupt
 
@@ -792,13 +874,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     results = []
-    for n in sizes:
-        res = bench_one(n, args)
-        print_report(res)
-        results.append(res)
+    for kind in kinds:
+        for n in sizes:
+            res = bench_one(n, args, kind)
+            print_report(res)
+            results.append(res)
 
     if args.scale_check:
-        compare_rss(results[0], results[1], "200,000", "2,000,000")
+        for k, kind in enumerate(kinds):
+            compare_rss(results[2 * k], results[2 * k + 1], f"200,000 {kind}", f"2,000,000 {kind}")
     if args.compare_rss:
         prev = json.loads(Path(args.compare_rss).read_text())
         prev = prev["results"][-1] if "results" in prev else prev

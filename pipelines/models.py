@@ -110,6 +110,8 @@ class Job(Base):
         # added by migration 0007 (listings, newest first): GET /api/v1/jobs and a domain's scans
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_domain_created", "domain", "created_at"),
+        # added by migration 0004 (scan snapshots): a domain's scans in time order (pipelines.scans)
+        Index("ix_jobs_domain_finished", "domain_id", "finished_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -141,6 +143,9 @@ class Job(Base):
     origin: Mapped[str | None] = mapped_column(Text)
     # Added by migration 0006 (API keys): whose work this is; rows from before belong to "default".
     tenant: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT, server_default=DEFAULT_TENANT)
+    # Added by migration 0004: when this scan's snapshot (its pages and sitemaps rows) was deleted by
+    # the retention setting SCRAPERSKY_KEEP_SCANS (pipelines.scans.prune); its counts stay.
+    pruned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Domain(Base):
@@ -171,10 +176,14 @@ class Domain(Base):
 
 
 class Sitemap(Base):
+    """One sitemap file as one scan saw it: rows are per scan (unique (job_id, url)) and never change
+    after the scan, so a job's sitemap list stays what it was."""
+
     __tablename__ = "sitemaps"
-    __table_args__ = (UniqueConstraint("domain_id", "url", name="uq_sitemaps_domain_url"),)
+    __table_args__ = (UniqueConstraint("job_id", "url", name="uq_sitemaps_job_url"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(Text)
     type: Mapped[SitemapType | None] = mapped_column(_enum(SitemapType, "sitemap_type"))
@@ -190,21 +199,21 @@ class Sitemap(Base):
     generator: Mapped[str | None] = mapped_column(String(255))
     last_modified: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
-    first_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    last_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     fetched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Page(Base):
-    """One page URL of a domain. Built for bulk upserts: the natural key is the primary key, and there
-    are no other indexes or foreign-key triggers to maintain per row (domain_id and sitemap_id are
-    kept consistent by `pipelines.store`). Per-job questions are asked within one domain, where the
-    primary key serves them."""
+    """One page URL as one scan saw it (a snapshot row: written once, never updated). Built for bulk
+    inserts: the key (job_id, url) is the primary key, and there are no other indexes or foreign-key
+    triggers to maintain per row (domain_id and sitemap_id are kept consistent by `pipelines.store`).
+    A job's URL list, and the differences between two scans (`pipelines.scans`), are read along the
+    primary key; domain_id is kept for domain-wide questions."""
 
     __tablename__ = "pages"
 
-    domain_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     url: Mapped[str] = mapped_column(URLText, primary_key=True)
+    domain_id: Mapped[int] = mapped_column(Integer)
     lastmod: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     changefreq: Mapped[str | None] = mapped_column(String(16))
     priority: Mapped[float | None] = mapped_column(Float)
@@ -213,10 +222,6 @@ class Page(Base):
     news: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     videos: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
     sitemap_id: Mapped[int | None] = mapped_column(Integer)
-    first_seen_job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    last_seen_job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiKey(Base):

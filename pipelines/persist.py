@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from pipelines import store
+from pipelines import scans, store
 from pipelines.db import database_url, get_engine, redact_url
 from pipelines.status import JobStatus, Outcome
 
@@ -43,7 +43,7 @@ class DatabasePipeline:
         self.page_slots = threading.BoundedSemaphore(max_pending)  # page chunks waiting for the writer
         self.writer: threading.Thread | None = None
         self.domain_ids: dict[str, int] = {}  # job id -> domain id
-        self.sitemap_ids: dict[tuple[int, str], int] = {}
+        self.sitemap_ids: dict[tuple[str, str], int] = {}  # (job id, sitemap url) -> the scan's sitemap row
         self.job_errors: dict[str, str] = {}  # job id -> why its data could not be stored
         self.finished: set[str] = set()
         self.stats: Any = None
@@ -51,6 +51,7 @@ class DatabasePipeline:
         self.unreachable = False  # the last write gave up on an unreachable database: don't wait again
         self.write_seconds = 0.0  # time the writer spent on the database
         self.wait_seconds = 0.0  # time the crawl waited for the writer (backpressure)
+        self.keep_scans = 0  # complete scans kept per domain (pipelines.scans; 0 = all)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DatabasePipeline:
@@ -59,6 +60,7 @@ class DatabasePipeline:
         pipeline = cls(url, retries=settings.getint("SCRAPERSKY_DB_RETRIES", 6),
                        max_pending=settings.getint("SCRAPERSKY_DB_QUEUE", 4))
         pipeline.stats = crawler.stats
+        pipeline.keep_scans = scans.keep_scans(settings.get(scans.KEEP_SCANS_SETTING))
         pipeline.crawler = crawler
         return pipeline
 
@@ -172,14 +174,14 @@ class DatabasePipeline:
         count = item.url_count or 0
         for share in ("lastmod", "priority", "changefreq"):
             fields[f"{share}_share"] = round(getattr(item, f"{share}_count") / count, 4) if count else None
-        self.sitemap_ids[(domain_id, item.url)] = store.upsert_sitemap(conn, domain_id, uuid.UUID(item.job_id), fields)
+        self.sitemap_ids[(item.job_id, item.url)] = store.upsert_sitemap(conn, domain_id, uuid.UUID(item.job_id), fields)
 
     def _page_batch(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
         if domain_id is None:
             return
-        sitemap_id = self.sitemap_ids.get((domain_id, item.sitemap_url))
-        store.upsert_pages(conn, domain_id, sitemap_id, uuid.UUID(item.job_id), _now(), item.pages)
+        sitemap_id = self.sitemap_ids.get((item.job_id, item.sitemap_url))
+        store.insert_pages(conn, domain_id, sitemap_id, uuid.UUID(item.job_id), item.pages)
 
     def _job_finished(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
@@ -188,7 +190,7 @@ class DatabasePipeline:
         if item.job_id in self.job_errors:
             status, outcome, error = JobStatus.FAILED, Outcome.DATABASE, self.job_errors[item.job_id]
         store.finish_job(conn, uuid.UUID(item.job_id), domain_id, status, error, item.finished_at, item.stats,
-                         outcome=outcome, origin=item.origin)
+                         outcome=outcome, origin=item.origin, keep_scans=self.keep_scans)
         self.finished.add(item.job_id)
 
     _handlers: dict[str, Callable[[DatabasePipeline, Any, Any], None]] = {

@@ -16,9 +16,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-URL_COLUMNS = ("url", "lastmod", "changefreq", "priority", "sitemap_url", "first_seen_at", "last_seen_at",
-               "images", "videos", "news", "alternates")
-TIME_COLUMNS = frozenset({"lastmod", "first_seen_at", "last_seen_at"})
+URL_COLUMNS = ("url", "lastmod", "changefreq", "priority", "sitemap_url", "images", "videos", "news", "alternates")
+TIME_COLUMNS = frozenset({"lastmod"})
 
 
 def format_time(value: dt.datetime | None) -> str | None:

@@ -1,9 +1,10 @@
 """Database writes of a crawl, as SQLAlchemy Core statements on a Connection (no Scrapy here).
 
-Every write is an upsert on the natural keys — domains(name), sitemaps(domain_id, url),
-pages(domain_id, url) — so a re-scan updates rows in place; pages are written in bulk (COPY into a
-staging table and one INSERT ... SELECT on PostgreSQL, executemany on SQLite), never one round trip
-per URL.
+Each scan writes its own snapshot (`pipelines.scans`): sitemaps unique (job_id, url), pages keyed
+(job_id, url); rows of earlier scans are never touched. Pages are written in bulk (COPY on
+PostgreSQL, executemany on SQLite), never one round trip per URL, and never twice: a URL listed by
+two sitemaps of one scan is stored once, and a job id stored again after a crash never duplicates a
+row (ON CONFLICT DO NOTHING).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, bindparam, func, literal, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from pipelines import scans
 from pipelines.models import Domain, Job, Page, Sitemap
 from pipelines.status import ACTIVE_JOB_STATUSES, JobStatus, Outcome
 
@@ -28,8 +30,6 @@ _sitemaps = Sitemap.__table__
 _domains = Domain.__table__
 _jobs = Job.__table__
 _ACTIVE = [s.value for s in ACTIVE_JOB_STATUSES]
-_PAGE_UPDATES = ("lastmod", "changefreq", "priority", "alternates", "images", "news", "videos", "sitemap_id",
-                 "last_seen_job_id", "last_seen_at")
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -39,7 +39,7 @@ def _insert(conn: Connection, table: Any) -> Any:
 # Statements built once per dialect, values passed at execution: SQLAlchemy's compiled cache then
 # hits without rebuilding a statement (and its cache key) for every domain and sitemap.
 _BUILT: dict[str, dict[str, Any]] = {}
-_SITEMAP_UPDATES = [c.name for c in _sitemaps.c if c.name not in ("id", "domain_id", "url", "first_job_id")]
+_SITEMAP_UPDATES = [c.name for c in _sitemaps.c if c.name not in ("id", "job_id", "domain_id", "url")]
 _HOME_COLUMNS = ("home_url", "title", "description", "language", "favicon", "is_wordpress", "wordpress_version",
                  "generator", "emails", "phones", "social_links")
 
@@ -50,12 +50,13 @@ def _statements(conn: Connection) -> dict[str, Any]:
         domain = _insert(conn, _domains)
         domain = domain.on_conflict_do_update(index_elements=["name"], set_={"name": domain.excluded.name})
         sitemap = _insert(conn, _sitemaps)
-        sitemap = sitemap.on_conflict_do_update(index_elements=["domain_id", "url"],
+        sitemap = sitemap.on_conflict_do_update(index_elements=["job_id", "url"],
                                                 set_={name: sitemap.excluded[name] for name in _SITEMAP_UPDATES})
         built = _BUILT[conn.dialect.name] = {
             "domain": domain.returning(_domains.c.id),
             "sitemap": sitemap.returning(_sitemaps.c.id),
             "job": _insert(conn, _jobs).on_conflict_do_nothing(index_elements=["id"]),
+            "pages": sqlite.insert(_pages).on_conflict_do_nothing(index_elements=["job_id", "url"]),
             "job_running": update(_jobs).where(_jobs.c.id == bindparam("p_job"), _jobs.c.status.in_(_ACTIVE)).values(
                 status=JobStatus.RUNNING, started_at=bindparam("p_started"), domain_id=bindparam("p_domain")),
             "home": update(_domains).where(_domains.c.id == bindparam("p_domain")).values(
@@ -91,59 +92,66 @@ def save_home_page(conn: Connection, domain_id: int, url: str, metadata: dict[st
 
 
 def upsert_sitemap(conn: Connection, domain_id: int, job_id: uuid.UUID, fields: dict[str, Any]) -> int:
-    """Insert or refresh a sitemap row; `fields` holds every column but the keys and job ids."""
-    params = {**fields, "domain_id": domain_id, "first_job_id": job_id, "last_job_id": job_id}
+    """Insert or refresh the scan's row of a sitemap (the spider may send a sitemap twice: before its
+    first pages, then with its counts); `fields` holds every column but the keys."""
+    params = {**fields, "domain_id": domain_id, "job_id": job_id}
     return conn.execute(_statements(conn)["sitemap"], params).scalar_one()
 
 
-def upsert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_id: uuid.UUID, now: dt.datetime,
+def insert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_id: uuid.UUID,
                  entries: list[dict[str, Any]]) -> int:
-    """Insert or refresh page rows from the parser's page dicts. A page keeps its first_seen_* and gets
-    this job as last_seen_*. URLs repeated within `entries` are written once."""
+    """Add page rows from the parser's page dicts to the scan's snapshot. A URL already in the snapshot
+    (another sitemap of the scan, repeated within `entries`, a chunk stored again) is kept as first
+    written."""
     if not entries:
         return 0
-    if conn.dialect.name == "postgresql":
-        _stage_pages_postgresql(conn, entries)
-        constants = {"domain_id": domain_id, "sitemap_id": sitemap_id, "first_seen_job_id": job_id,
-                     "last_seen_job_id": job_id, "first_seen_at": now, "last_seen_at": now}
-        columns = [*_STAGED, *constants]
-        source = select(*(_stage.c[name] for name in _STAGED),
-                        *(literal(value, _pages.c[name].type) for name, value in constants.items()))
-        source = source.ext(postgresql.distinct_on(_stage.c.url))
-        stmt = postgresql.insert(_pages).from_select(columns, source)
-    else:
-        rows = [{**entry, "domain_id": domain_id, "sitemap_id": sitemap_id, "first_seen_job_id": job_id,
-                 "last_seen_job_id": job_id, "first_seen_at": now, "last_seen_at": now} for entry in entries]
-        stmt = sqlite.insert(_pages)
-        stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"],
-                                          set_={name: stmt.excluded[name] for name in _PAGE_UPDATES})
-        conn.execute(stmt, rows)
-        return len(rows)
-    stmt = stmt.on_conflict_do_update(index_elements=["domain_id", "url"],
-                                      set_={name: stmt.excluded[name] for name in _PAGE_UPDATES})
-    written = conn.execute(stmt).rowcount
+    if conn.dialect.name != "postgresql":
+        extra = {"job_id": job_id, "domain_id": domain_id, "sitemap_id": sitemap_id}
+        return conn.execute(_statements(conn)["pages"], [{**entry, **extra} for entry in entries]).rowcount
+    buf = _page_csv(entries, job_id, domain_id, sitemap_id)
+    dbapi = conn.connection.dbapi_connection
+    try:  # the common case: none of these URLs is in the snapshot yet, COPY straight into pages
+        with conn.begin_nested(), dbapi.cursor() as cur:
+            cur.copy_expert(_COPY_PAGES, buf)
+        return len(entries)
+    except Exception as exc:
+        if getattr(exc, "pgcode", None) != _UNIQUE_VIOLATION:
+            raise
+    # some are (or repeat within the chunk): through the staging table, skipping those
+    if not conn.connection.info.get("page_stage"):
+        conn.exec_driver_sql(_STAGE_DDL)
+        conn.connection.info["page_stage"] = True
+    buf.seek(0)
+    with dbapi.cursor() as cur:
+        cur.copy_expert(_COPY_STAGE, buf)
+    written = conn.exec_driver_sql(_INSERT_STAGED).rowcount
     conn.exec_driver_sql("DELETE FROM page_stage")  # the next chunk may come in the same transaction
     return written
 
 
-# PostgreSQL: pages are COPYed into a temporary staging table (emptied after use), then upserted
-# with one INSERT ... SELECT ... ON CONFLICT: per-row statements cost ~20x more.
-_STAGED = ("url", "lastmod", "changefreq", "priority", "alternates", "images", "news", "videos")
-_stage = Table("page_stage", MetaData(), *(Column(name, _pages.c[name].type) for name in _STAGED))
+# PostgreSQL: a chunk of pages is one COPY into `pages` (no index but the primary key to maintain).
+# When that meets a URL the snapshot already holds, its savepoint is rolled back and the chunk goes
+# through a temporary staging table and one INSERT ... SELECT ... ON CONFLICT DO NOTHING (DO NOTHING
+# also skips a URL repeated within the statement). Per-row statements cost ~20x more; the staging
+# path ~2x more than the direct COPY.
+_UNIQUE_VIOLATION = "23505"
+_COPIED = ("url", "lastmod", "changefreq", "priority", "alternates", "images", "news", "videos", "job_id", "domain_id",
+           "sitemap_id")
+_COLUMNS = ", ".join(_COPIED)
+_COPY_PAGES = f"COPY pages ({_COLUMNS}) FROM STDIN WITH (FORMAT csv)"
+_COPY_STAGE = f"COPY page_stage ({_COLUMNS}) FROM STDIN WITH (FORMAT csv)"
 _STAGE_DDL = ("CREATE TEMPORARY TABLE IF NOT EXISTS page_stage (url text COLLATE \"C\", lastmod timestamptz, "
-              "changefreq varchar(16), priority float8, alternates jsonb, images jsonb, news jsonb, videos jsonb)")
-_COPY = f"COPY page_stage ({', '.join(_STAGED)}) FROM STDIN WITH (FORMAT csv)"
+              "changefreq varchar(16), priority float8, alternates jsonb, images jsonb, news jsonb, videos jsonb, "
+              "job_id uuid, domain_id integer, sitemap_id integer)")
+_INSERT_STAGED = (f"INSERT INTO pages ({_COLUMNS}) SELECT {_COLUMNS} FROM page_stage "
+                  "ON CONFLICT (job_id, url) DO NOTHING")
 
 
-def _stage_pages_postgresql(conn: Connection, entries: list[dict[str, Any]]) -> None:
-    dbapi = conn.connection.dbapi_connection
-    info = conn.connection.info
-    if not info.get("page_stage"):
-        conn.exec_driver_sql(_STAGE_DDL)
-        info["page_stage"] = True
+def _page_csv(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int, sitemap_id: int | None) -> io.StringIO:
     buf = io.StringIO()
     write = csv.writer(buf).writerow
     dumps = json.dumps
+    job, sitemap = str(job_id), sitemap_id
     for e in entries:
         lastmod = e["lastmod"]
         alternates, images, news, videos = e["alternates"], e["images"], e["news"], e["videos"]
@@ -151,30 +159,22 @@ def _stage_pages_postgresql(conn: Connection, entries: list[dict[str, Any]]) -> 
             e["url"], lastmod.isoformat() if lastmod is not None else None, e["changefreq"], e["priority"],
             dumps(alternates) if alternates is not None else None, dumps(images) if images is not None else None,
             dumps(news) if news is not None else None, dumps(videos) if videos is not None else None,
+            job, domain_id, sitemap,
         ))
     buf.seek(0)
-    with dbapi.cursor() as cur:
-        cur.copy_expert(_COPY, buf)
+    return buf
 
 
 def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, status: JobStatus, error: str | None,
                finished_at: dt.datetime, stats: dict[str, Any], outcome: Outcome | None = None,
-               origin: str | None = None) -> None:
-    """Close the job with its stats; on success also refresh the domain's summary. URL counts come
-    from the pages table: found = last seen by this job, new = first seen by it, removed = last seen
-    by the domain's previous complete scan and not by this one."""
+               origin: str | None = None, keep_scans: int = 0) -> None:
+    """Close the job with its stats and outcome; on success also refresh the domain's summary and apply
+    the retention setting (`keep_scans`, see `pipelines.scans`). URL counts come from the scan's
+    snapshot: found = its pages, new / removed = set differences with the domain's previous complete scan."""
     counts = {"urls_found": 0, "new_urls": 0, "removed_urls": 0}
     if domain_id is not None:
-        previous = conn.execute(select(Domain.last_job_id).where(Domain.id == domain_id)).scalar_one_or_none()
-        if previous == job_id:
-            previous = None
-        c = _pages.c
-        row = conn.execute(select(
-            func.count().filter(c.last_seen_job_id == job_id),
-            func.count().filter(c.first_seen_job_id == job_id),
-            func.count().filter(c.last_seen_job_id == previous) if previous is not None else literal(0),
-        ).where(c.domain_id == domain_id)).one()
-        counts = {"urls_found": row[0], "new_urls": row[1], "removed_urls": row[2]}
+        previous = scans.previous_complete_scan(conn, job_id)
+        counts = scans.counts(conn, job_id, previous["id"] if previous else None)
     known = {k: v for k, v in stats.items() if k in ("sitemaps_found", "sitemaps_failed", "bytes_downloaded",
                                                       "duration_seconds")}
     changed = conn.execute(update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(
@@ -184,6 +184,7 @@ def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, statu
             last_job_id=job_id, last_scan_at=finished_at, url_count=counts["urls_found"],
             sitemap_count=stats.get("sitemaps_found", 0),
             first_scan_at=func.coalesce(Domain.first_scan_at, finished_at)))
+        scans.prune(conn, domain_id, keep_scans, finished_at)
 
 
 def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str, finished_at: dt.datetime) -> int:

@@ -5,13 +5,12 @@ FeedExporter) hands each feed one row per URL, in the columns and formats of `pi
 the API's URL listings), and leaves the bookkeeping items (jobs, sitemaps, home pages) out. So any
 format's exporter writes URL rows, and Scrapy's `Stored csv feed (N items)` line counts URLs.
 
-The feed does not read the database: `first_seen_at` is empty, `last_seen_at` is when this crawl read
-the URL. A URL listed in two sitemaps of a domain gets a row for each (with its `sitemap_url`).
+A URL listed in two sitemaps of a domain gets a row for each (with its `sitemap_url`); the database
+keeps it once per scan.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from scrapy.exporters import CsvItemExporter, XmlItemExporter
@@ -21,17 +20,17 @@ from pipelines.rows import URL_COLUMNS, csv_cell, url_row
 from scrapersky_crawler.items import PageBatch
 
 
-def page_rows(batch: PageBatch, seen_at: dt.datetime) -> Any:
+def page_rows(batch: PageBatch) -> Any:
     """The URL rows of a chunk."""
     for page in batch.pages:
-        yield url_row({**page, "sitemap_url": batch.sitemap_url, "last_seen_at": seen_at})
+        yield url_row({**page, "sitemap_url": batch.sitemap_url})
 
 
 class UrlFeedExporter(FeedExporter):
     def item_scraped(self, item: Any, spider: Any) -> None:
         if not isinstance(item, PageBatch):
             return
-        for row in page_rows(item, dt.datetime.now(dt.timezone.utc)):
+        for row in page_rows(item):
             super().item_scraped(row, spider)
 
 

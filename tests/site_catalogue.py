@@ -25,9 +25,9 @@ Contract choices made here (to reconcile with the spider's author):
 - Page URLs are stored as the site wrote them after XML decoding and whitespace stripping: entities and
   CDATA decoded (`&amp;` -> `&`), no percent-encoding of non-ASCII characters, no other normalisation.
   Text-sitemap lines are stripped; lines that are not http(s) URLs are skipped.
-- Duplicates: one page row per distinct URL per domain. job.urls_found counts distinct page URLs seen
-  in the scan; job.new_urls those never stored before for the domain; job.removed_urls those stored
-  before and not seen in this scan. job.sitemaps_found counts the sitemap rows of the scan that are
+- Duplicates: one page row per distinct URL per scan. job.urls_found counts distinct page URLs seen
+  in the scan; job.new_urls those the domain's previous complete scan did not see; job.removed_urls
+  those that scan saw and this one did not. job.sitemaps_found counts the sitemap rows of the scan that are
   usable sitemaps (a type was recognised, even if the file was cut or capped and `error` notes it);
   job.sitemaps_failed the rows that yielded no sitemap (type None, `error` set). Together: every row.
 - lastmod: W3C datetime; date-only (and YYYY, YYYY-MM) values mean midnight UTC of the first day;

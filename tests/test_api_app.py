@@ -228,19 +228,19 @@ def test_cancel_job_and_batch(api):
 
 # ----------------------------------------------------------------------------- results
 def _seed_pages(engine, domain: str, job_ids: list[uuid.UUID], n: int):
-    """Simulate two scans of `domain`: the first saw urls 0..n-1, the second 2..n+1."""
+    """Simulate two scans of `domain` (as the pipeline stores them: one snapshot per job): the first saw
+    urls 0..n-1, the second 2..n+1."""
     now = utcnow()
     with engine.begin() as conn:
         dom_id = conn.execute(domains.insert().values(name=domain, title="T", url_count=n, sitemap_count=0,
                                                       last_job_id=job_ids[-1], last_scan_at=now)).inserted_primary_key[0]
-        first, second = job_ids
-        rows = []
-        for i in range(n + 2):
-            rows.append(dict(domain_id=dom_id, url=f"http://{domain}/p/{i}", priority=0.5,
-                             images=[{"loc": "http://x/i.png"}] if i == 3 else None,
-                             first_seen_job_id=first if i < n else second,
-                             last_seen_job_id=second if i >= 2 else first, first_seen_at=now, last_seen_at=now))
-        conn.execute(pages.insert(), rows)
+        conn.execute(update(jobs).where(jobs.c.id.in_(job_ids)).values(domain_id=dom_id))
+        for job_id, urls in zip(job_ids, (range(n), range(2, n + 2))):
+            conn.execute(pages.insert(), [dict(job_id=job_id, domain_id=dom_id, url=f"http://{domain}/p/{i}",
+                                               priority=0.5 if job_id == job_ids[-1] else 0.1,
+                                               images=[{"loc": "http://x/i.png"}] if i == 3 else None)
+                                          for i in urls])
+    return dom_id
 
 
 def test_urls_paged_json_jsonl_csv_and_changes(api):
@@ -268,6 +268,7 @@ def test_urls_paged_json_jsonl_csv_and_changes(api):
     lines = [json.loads(x) for x in r.text.splitlines()]
     assert {x["url"] for x in lines} == expected
     assert next(x for x in lines if x["url"].endswith("/p/3"))["images"] == [{"loc": "http://x/i.png"}]
+    assert "first_seen_at" not in lines[0] and "last_seen_at" not in lines[0]
 
     r = c.simulate_get(f"{API}/jobs/{j2}/urls", params={"format": "csv"})
     assert r.headers["content-type"].startswith("text/csv")
@@ -278,9 +279,12 @@ def test_urls_paged_json_jsonl_csv_and_changes(api):
     removed = c.simulate_get(f"{API}/jobs/{j2}/urls", params={"change": "removed"}).json["urls"]
     assert {u["url"] for u in new} == {"http://p.test/p/250", "http://p.test/p/251"}
     assert {u["url"] for u in removed} == {"http://p.test/p/0", "http://p.test/p/1"}
-    # the older job's list is superseded by the newer scan
-    assert {u["url"] for u in c.simulate_get(f"{API}/jobs/{j1}/urls").json["urls"]} == {
-        "http://p.test/p/0", "http://p.test/p/1"}
+    assert {u["priority"] for u in removed} == {0.1}, "removed URLs carry what the previous scan saw"
+    # the older job still lists exactly what it saw; its first scan has nothing removed, all new
+    assert {u["url"] for u in c.simulate_get(f"{API}/jobs/{j1}/urls", params={"limit": 1000}).json["urls"]} == {
+        f"http://p.test/p/{i}" for i in range(250)}
+    assert len(c.simulate_get(f"{API}/jobs/{j1}/urls", params={"change": "new"}).json["urls"]) == 250
+    assert c.simulate_get(f"{API}/jobs/{j1}/urls", params={"change": "removed"}).json["urls"] == []
     assert_error(c.simulate_get(f"{API}/jobs/{j2}/urls", params={"format": "xml"}), 400)
     assert_error(c.simulate_get(f"{API}/jobs/{j2}/urls", params={"change": "gone"}), 400)
     assert_error(c.simulate_get(f"{API}/jobs/{j2}/urls", params={"cursor": "MTIz"}), 400)
@@ -289,7 +293,65 @@ def test_urls_paged_json_jsonl_csv_and_changes(api):
     assert d["domain"] == "p.test" and d["metadata"]["title"] == "T"
     assert d["latest_scan"]["job_id"] == str(j2) and d["latest_scan"]["previous_job_id"] == str(j1)
     assert d["latest_scan"]["links"]["removed_urls"].endswith("change=removed")
+    assert d["latest_scan"]["links"]["changes"] == f"{API}/domains/p.test/changes?from={j1}&to={j2}"
     assert c.simulate_get(f"{API}/jobs/{j2}/sitemaps").json["sitemaps"] == []
+
+
+def test_changes_between_any_two_scans(api):
+    app, c = api
+    engine = app.scrapersky_store.engine
+    j1, j2, j3, other = (uuid.UUID(c.simulate_post(f"{API}/scrapersky", json={"base_url": d}).json["job_id"])
+                         for d in ("q.test", "q.test", "q.test", "o.test"))
+    for j in (j1, j2, j3, other):
+        _finish(engine, [j])
+    dom_id = _seed_pages(engine, "q.test", [j1, j3], 30)
+    with engine.begin() as conn:  # j2: a complete scan of q.test that stored nothing
+        conn.execute(update(jobs).where(jobs.c.id == j2).values(domain_id=dom_id))
+    _seed_pages(engine, "o.test", [other], 1)
+    url = f"{API}/domains/q.test/changes"
+
+    body = c.simulate_get(url, params={"from": str(j1), "to": str(j3)}).json
+    assert (body["domain"], body["from"]["job_id"], body["to"]["job_id"]) == ("q.test", str(j1), str(j3))
+    assert (body["new_count"], body["removed_count"], body["next_cursor"]) == (2, 2, None)
+    assert [u["url"] for u in body["new"]] == ["http://q.test/p/30", "http://q.test/p/31"]
+    assert [u["url"] for u in body["removed"]] == ["http://q.test/p/0", "http://q.test/p/1"]
+    back = c.simulate_get(url, params={"from": str(j3), "to": str(j1)}).json
+    assert [u["url"] for u in back["new"]] == [u["url"] for u in body["removed"]]
+    everything = c.simulate_get(url, params={"from": str(j2), "to": str(j3)}).json
+    assert (everything["new_count"], everything["removed_count"]) == (30, 0)
+
+    # paging: both lists advance together, each by `limit`; a finished list stays empty
+    seen_new, seen_removed, cursor, pages_read = [], [], None, 0
+    while True:
+        params = {"from": str(j2), "to": str(j3), "limit": 7, **({"cursor": cursor} if cursor else {})}
+        part = c.simulate_get(url, params=params).json
+        assert part["new_count"] == 30 and len(part["new"]) <= 7
+        seen_new += [u["url"] for u in part["new"]]
+        seen_removed += [u["url"] for u in part["removed"]]
+        pages_read += 1
+        cursor = part["next_cursor"]
+        if not cursor:
+            break
+    assert pages_read == 5 and seen_new == sorted(f"http://q.test/p/{i}" for i in range(2, 32)) and not seen_removed
+
+    assert_error(c.simulate_get(url, params={"to": str(j3)}), 400)
+    assert_error(c.simulate_get(url, params={"from": "nope", "to": str(j3)}), 400)
+    assert_error(c.simulate_get(url, params={"from": str(j1), "to": str(j3), "limit": 0}), 400)
+    assert_error(c.simulate_get(url, params={"from": str(j1), "to": str(j3), "cursor": "MTIz"}), 400)
+    assert_error(c.simulate_get(url, params={"from": str(uuid.uuid4()), "to": str(j3)}), 404)
+    assert "o.test" in assert_error(c.simulate_get(url, params={"from": str(other), "to": str(j3)}), 400)["description"]
+    assert_error(c.simulate_get(f"{API}/domains/never.test/changes", params={"from": str(j1), "to": str(j3)}), 404)
+    assert_error(c.simulate_get(f"{API}/domains/not_a_domain/changes", params={"from": str(j1), "to": str(j3)}), 400)
+
+    # a scan deleted by the retention setting answers 410 Gone, with JSON
+    with engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == j1).values(pruned_at=utcnow()))
+    assert_error(c.simulate_get(url, params={"from": str(j1), "to": str(j3)}), 410)
+    assert_error(c.simulate_get(f"{API}/jobs/{j1}/urls"), 410)
+    assert_error(c.simulate_get(f"{API}/jobs/{j1}/urls", params={"format": "csv"}), 410)
+    assert_error(c.simulate_get(f"{API}/jobs/{j1}/sitemaps"), 410)
+    assert c.simulate_get(f"{API}/jobs/{j3}/urls", params={"change": "new"}).status_code == 200  # j2 is previous
+    assert c.simulate_get(f"{API}/status/{j1}").status_code == 200
 
 
 # ----------------------------------------------------------------------------- health, openapi

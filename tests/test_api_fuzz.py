@@ -37,7 +37,7 @@ batch_bodies = st.one_of(
     json_values,
 )
 raw_bodies = st.one_of(st.binary(max_size=200), st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")))
-query = st.dictionaries(st.sampled_from(["limit", "cursor", "format", "change", "status"]),
+query = st.dictionaries(st.sampled_from(["limit", "cursor", "format", "change", "status", "from", "to"]),
                         st.text(max_size=20), max_size=4)
 
 
@@ -91,12 +91,13 @@ def test_raw_bodies_never_5xx(fuzz_client, raw, ctype, path):
 
 
 @FUZZ
-@given(params=query, which=st.sampled_from(["status", "urls", "sitemaps", "batch", "domain", "junk"]),
+@given(params=query, which=st.sampled_from(["status", "urls", "sitemaps", "batch", "domain", "changes", "junk"]),
        segment=st.text(min_size=1, max_size=30).filter(lambda s: "/" not in s and "?" not in s and "#" not in s))
 def test_gets_never_5xx(fuzz_client, params, which, segment):
     c, job, batch = fuzz_client
     path = {
         "status": f"{API}/status/{job}", "urls": f"{API}/jobs/{job}/urls", "sitemaps": f"{API}/jobs/{job}/sitemaps",
-        "batch": f"{API}/batch/status/{batch}", "domain": f"{API}/domains/{segment}", "junk": f"{API}/status/{segment}",
+        "batch": f"{API}/batch/status/{batch}", "domain": f"{API}/domains/{segment}",
+        "changes": f"{API}/domains/{segment}/changes", "junk": f"{API}/status/{segment}",
     }[which]
     check(c.simulate_get(path, params=params))

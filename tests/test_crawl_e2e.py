@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.db import make_engine
 from pipelines.models import Base, Domain, Job, Page, Sitemap
+from tests.api_fixtures import free_port, make_client, make_config
 from tests.conftest import CrawlResult, fresh_database, run_scrapy_crawl
 from tests.site_catalogue import CATALOGUE, RESCAN_HOST, Case, bulk_cases, rescan_versions, sites_of
 from tests.sites import SiteServer
@@ -355,40 +356,86 @@ def test_domains_file_of_small_generated_domains(site_server, run_crawl, db_url,
 # --------------------------------------------------------------------------------------------------
 # Re-scans
 # --------------------------------------------------------------------------------------------------
-def test_rescan_tracks_new_and_removed_urls(site_server, run_crawl, db_url):
+def test_rescans_keep_each_scan_as_it_was(site_server, run_crawl, db_url):
+    """Three scans of a site that changes after the first: each job keeps exactly the URLs and sitemaps
+    it saw, its URL list (every API format) has `urls_found` rows, new/removed compare it with the
+    previous complete scan; a fourth scan with SCRAPERSKY_KEEP_SCANS=2 deletes the two oldest snapshots."""
     v1, v2 = rescan_versions()
-    jobs = [uuid.uuid4() for _ in range(3)]
-    engine = make_engine(db_url)
-    try:
-        for job_id, version in zip(jobs, (v1, v2, v2)):
-            site_server.sites[RESCAN_HOST] = version.site
-            result = run_crawl(["-a", f"domain={RESCAN_HOST}", "-a", f"job_id={job_id}"], db_url)
-            assert result.returncode == 0, result.summary()
-        data = read_domain(engine, RESCAN_HOST)
-    finally:
-        engine.dispose()
-        site_server.sites.pop(RESCAN_HOST, None)
-
-    j1, j2, j3 = jobs
+    jobs = [uuid.uuid4() for _ in range(4)]
     u = v1.base
     only_v1 = {u + "/a1", u + "/b1", u + "/b2"}
     both = {u + "/a2", u + "/a3"}
     only_v2 = {u + "/a4", u + "/c1", u + "/c2"}
-    pages = collections.Counter(p.url for p in data.pages)
-    assert pages == collections.Counter(only_v1 | both | only_v2), "one page row per URL ever seen"
-    seen = {p.url: (p.first_seen_job_id, p.last_seen_job_id) for p in data.pages}
-    wrong = {url: seen[url] for url in only_v1 if seen[url] != (j1, j1)}
-    wrong |= {url: seen[url] for url in both if seen[url] != (j1, j3)}
-    wrong |= {url: seen[url] for url in only_v2 if seen[url] != (j2, j3)}
-    assert not wrong, f"(first_seen_job_id, last_seen_job_id) wrong; jobs are {jobs}: {wrong}"
+    engine = make_engine(db_url)
+    try:
+        for job_id, version in zip(jobs[:3], (v1, v2, v2)):
+            site_server.sites[RESCAN_HOST] = version.site
+            result = run_crawl(["-a", f"domain={RESCAN_HOST}", "-a", f"job_id={job_id}"], db_url)
+            assert result.returncode == 0, result.summary()
+        data = read_domain(engine, RESCAN_HOST)
+        j1, j2, j3, j4 = jobs
+        saw = {j: {p.url for p in data.pages if p.job_id == j} for j in jobs}
+        assert saw == {j1: only_v1 | both, j2: both | only_v2, j3: both | only_v2, j4: set()}
+        stats = {job.id: (value(job.status), job.urls_found, job.new_urls, job.removed_urls) for job in data.jobs}
+        assert stats == {j1: ("complete", 5, 5, 0), j2: ("complete", 5, 3, 3), j3: ("complete", 5, 0, 0)}
+        maps = {j: {s.url.removeprefix(u) for s in data.sitemaps if s.job_id == j} for j in jobs[:3]}
+        assert maps == {j1: {"/index.xml", "/a.xml", "/b.xml"}, j2: {"/index.xml", "/a.xml", "/c.xml"},
+                        j3: {"/index.xml", "/a.xml", "/c.xml"}}
 
-    stats = {job.id: (value(job.status), job.urls_found, job.new_urls, job.removed_urls) for job in data.jobs}
-    assert stats == {j1: ("complete", 5, 5, 0), j2: ("complete", 5, 3, 3), j3: ("complete", 5, 0, 0)}
+        _, client = make_client(make_config(db_url, f"http://127.0.0.1:{free_port()}"))
+        for job_id in jobs[:3]:
+            status = client.simulate_get(f"/api/v1/status/{job_id}").json
+            listed = api_url_lists(client, job_id)
+            assert all(len(urls) == status["result"]["urls_found"] for urls in listed.values()), listed
+            assert all(set(urls) == saw[job_id] for urls in listed.values()), listed
+        sitemaps = client.simulate_get(f"/api/v1/jobs/{j1}/sitemaps").json["sitemaps"]
+        assert {s["url"].removeprefix(u) for s in sitemaps} == {"/index.xml", "/a.xml", "/b.xml"}
 
-    sitemaps = collections.Counter(s.url for s in data.sitemaps)
-    assert sitemaps == collections.Counter(u + p for p in ("/index.xml", "/a.xml", "/b.xml", "/c.xml"))
-    last = {s.url: (s.first_job_id, s.last_job_id) for s in data.sitemaps}
-    assert last[u + "/b.xml"] == (j1, j1) and last[u + "/a.xml"] == (j1, j3) and last[u + "/c.xml"] == (j2, j3)
+        def change(job_id, kind):
+            return {x["url"] for x in client.simulate_get(f"/api/v1/jobs/{job_id}/urls",
+                                                          params={"change": kind}).json["urls"]}
+
+        assert (change(j2, "new"), change(j2, "removed")) == (only_v2, only_v1)
+        assert (change(j3, "new"), change(j3, "removed")) == (set(), set())
+        diff = client.simulate_get(f"/api/v1/domains/{RESCAN_HOST}/changes",
+                                   params={"from": str(j1), "to": str(j3)}).json
+        assert ({x["url"] for x in diff["new"]}, {x["url"] for x in diff["removed"]}) == (only_v2, only_v1)
+        assert (diff["new_count"], diff["removed_count"]) == (3, 3)
+
+        # retention: the fourth scan (the site changed back) keeps only the 2 newest complete scans
+        site_server.sites[RESCAN_HOST] = v1.site
+        result = run_crawl(["-a", f"domain={RESCAN_HOST}", "-a", f"job_id={j4}"], db_url,
+                           env_extra={"SCRAPERSKY_KEEP_SCANS": "2"})
+        assert result.returncode == 0, result.summary()
+        data = read_domain(engine, RESCAN_HOST)
+        assert {p.job_id for p in data.pages} == {j3, j4} and {s.job_id for s in data.sitemaps} == {j3, j4}
+        stats = {job.id: (job.urls_found, job.new_urls, job.removed_urls, job.pruned_at is not None)
+                 for job in data.jobs}
+        assert stats == {j1: (5, 5, 0, True), j2: (5, 3, 3, True), j3: (5, 0, 0, False), j4: (5, 3, 3, False)}
+        assert client.simulate_get(f"/api/v1/jobs/{j1}/urls").status_code == 410
+        assert client.simulate_get(f"/api/v1/jobs/{j2}/sitemaps").status_code == 410
+        assert (change(j4, "new"), change(j4, "removed")) == (only_v1, only_v2)
+    finally:
+        engine.dispose()
+        site_server.sites.pop(RESCAN_HOST, None)
+
+
+def api_url_lists(client, job_id) -> dict[str, list[str]]:
+    """The job's URL list in each format of GET /api/v1/jobs/{id}/urls (json paged by 2)."""
+    lists: dict[str, list[str]] = {"json": []}
+    cursor = None
+    while True:
+        body = client.simulate_get(f"/api/v1/jobs/{job_id}/urls",
+                                   params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json
+        lists["json"] += [x["url"] for x in body["urls"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    text = client.simulate_get(f"/api/v1/jobs/{job_id}/urls", params={"format": "csv"}).text
+    lists["csv"] = [row["url"] for row in csv.DictReader(text.splitlines())]
+    text = client.simulate_get(f"/api/v1/jobs/{job_id}/urls", params={"format": "jsonl"}).text
+    lists["jsonl"] = [json.loads(line)["url"] for line in text.splitlines() if line.strip()]
+    return lists
 
 
 # --------------------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def stored(db_url: str, job_id: str) -> tuple[Job, int]:
         with engine.connect() as conn:
             job = conn.execute(select(Job).where(Job.id == uuid.UUID(job_id))).one()
             pages = conn.execute(select(func.count()).select_from(Page).where(
-                Page.last_seen_job_id == uuid.UUID(job_id))).scalar_one()
+                Page.job_id == uuid.UUID(job_id))).scalar_one()
         return job, pages
     finally:
         engine.dispose()

@@ -1,9 +1,11 @@
-"""GET /api/v1/jobs/{job_id}/urls, GET /api/v1/jobs/{job_id}/sitemaps, GET /api/v1/domains/{domain}.
+"""GET /api/v1/jobs/{job_id}/urls, GET /api/v1/jobs/{job_id}/sitemaps, GET /api/v1/domains/{domain},
+GET /api/v1/domains/{domain}/changes.
 
-"The URLs a job found" are the pages whose `last_seen_job_id` is that job. A later scan of the same
-domain takes them over, so an older job's list shrinks to the URLs no newer scan has seen (its counts
-in `/status` stay as they were). `change=new` lists the pages first seen by the job;
-`change=removed` those the domain's previous complete scan saw and this one did not.
+Every scan is an immutable snapshot (`pipelines.scans`): a job lists exactly the URLs and sitemaps
+it saw, forever, and its URL count is `urls_found` in `/status`. `change=new` lists the URLs of the
+job that the domain's previous complete scan did not see, `change=removed` the reverse (with that
+scan's attributes); `/domains/{domain}/changes?from=A&to=B` does the same for any two scans. A scan
+deleted by the retention setting (SCRAPERSKY_KEEP_SCANS) answers 410 Gone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from api.auth import scope
 from pipelines.domains import DomainError, parse_site
 from api.http import (ApiError, decode_cursor, dumps, encode_cursor, get_limit, json_response,
                       not_found)
-from api.store import HOME_FIELDS, Store
+from api.store import HOME_FIELDS, Store, iso
 from pipelines.rows import URL_COLUMNS, csv_cell, url_row
 
 API = "/api/v1"
@@ -28,6 +30,17 @@ page_view = url_row  # one row per URL, the same in every format and in the craw
 
 def _status(v: Any) -> Any:
     return v.value if hasattr(v, "value") else v
+
+
+NO_SCAN = uuid.UUID(int=0)  # lists nothing: "removed" when there is no previous scan
+
+
+def check_kept(job: dict[str, Any]) -> None:
+    """410 Gone when the job's snapshot was deleted by the retention setting."""
+    if job.get("pruned_at") is not None:
+        raise ApiError(falcon.HTTP_410, "Scan results deleted",
+                       f"The URLs and sitemaps of job {job['id']} were deleted on {iso(job['pruned_at'])} by the "
+                       "retention setting (SCRAPERSKY_KEEP_SCANS); its counts remain in /status.")
 
 
 class JobUrlsResource:
@@ -44,11 +57,12 @@ class JobUrlsResource:
         job = self.store.job_row(job_id, scope(req))
         if job is None:
             raise not_found(f"No job with id {job_id}.")
+        pair = self._pair(job, change)
         if fmt == "json":
             limit = get_limit(req, 1000, 10_000)
             cursor_scope = f"urls:{job_id}:{change}"
             after = decode_cursor(req.get_param("cursor"), str, self.store.cursor_key, cursor_scope)
-            rows = self.store.list_pages(job, change, after, limit + 1)
+            rows = self.store.list_pages(*pair, after, limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
             json_response(resp, {
@@ -62,22 +76,35 @@ class JobUrlsResource:
         if fmt == "jsonl":
             resp.content_type = "application/x-ndjson; charset=utf-8"
             resp.downloadable_as = f"{name}.jsonl"
-            resp.stream = self._jsonl(job, change)
+            resp.stream = self._jsonl(pair)
         else:
             resp.content_type = "text/csv; charset=utf-8"
             resp.downloadable_as = f"{name}.csv"
-            resp.stream = self._csv(job, change)
+            resp.stream = self._csv(pair)
 
-    def _jsonl(self, job, change):
-        for chunk in self.store.stream_pages(job, change):
+    def _pair(self, job: dict[str, Any], change: str) -> tuple[uuid.UUID, uuid.UUID | None]:
+        """(scan listed, scan whose URLs are left out) for `change`; 410 when a snapshot was pruned."""
+        check_kept(job)
+        if change == "all":
+            return job["id"], None
+        previous = self.store.previous_job(job)
+        if previous is not None:
+            check_kept(previous)
+        previous_id = previous["id"] if previous else None
+        if change == "new":
+            return job["id"], previous_id
+        return (previous_id, job["id"]) if previous_id else (NO_SCAN, None)
+
+    def _jsonl(self, pair):
+        for chunk in self.store.stream_pages(*pair):
             yield "".join(dumps(page_view(p)) + "\n" for p in chunk).encode("utf-8")
 
-    def _csv(self, job, change):
+    def _csv(self, pair):
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(URL_COLUMNS)
         yield buf.getvalue().encode("utf-8")
-        for chunk in self.store.stream_pages(job, change):
+        for chunk in self.store.stream_pages(*pair):
             buf.seek(0)
             buf.truncate()
             for p in chunk:
@@ -93,6 +120,7 @@ class JobSitemapsResource:
         job = self.store.job_row(job_id, scope(req))
         if job is None:
             raise not_found(f"No job with id {job_id}.")
+        check_kept(job)
         rows = self.store.list_sitemaps(job_id)
         keys = ("url", "type", "discovered_by", "parent_url", "http_status", "gzipped", "size_bytes", "url_count",
                 "lastmod_share", "priority_share", "changefreq_share", "generator", "last_modified", "error",
@@ -131,6 +159,7 @@ class DomainResource:
                     "new_urls": f"{API}/jobs/{jid}/urls?change=new",
                     "removed_urls": f"{API}/jobs/{jid}/urls?change=removed",
                     "sitemaps": f"{API}/jobs/{jid}/sitemaps",
+                    "changes": f"{API}/domains/{name}/changes?from={prev['id']}&to={jid}" if prev else None,
                 },
             }
         json_response(resp, {
@@ -142,3 +171,76 @@ class DomainResource:
                              "finished_at": j["finished_at"], "urls_found": j["urls_found"], "error": j["error"]}
                             for j in row["recent_jobs"]],
         })
+
+
+class DomainChangesResource:
+    """GET /api/v1/domains/{domain}/changes?from=JOB&to=JOB: URLs new in `to` and removed since `from`
+    (any two scans of the domain, in either order), with counts; both lists paged together by
+    `limit` (each list) and `cursor`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
+        try:
+            name = parse_site(domain, strict=True).name
+        except DomainError as exc:
+            raise ApiError(falcon.HTTP_400, "Invalid domain", f"{domain[:200]!r}: {exc.reason}") from None
+        ids = {key: self._job_param(req, key) for key in ("from", "to")}
+        limit = get_limit(req, 1000, 10_000)
+        cursor_scope = f"changes:{name}:{ids['from']}:{ids['to']}"
+        after = self._cursor(req.get_param("cursor"), self.store.cursor_key, cursor_scope)
+        domain_id = self.store.domain_id(name)
+        if domain_id is None:
+            raise not_found(f"{name} has not been scanned.")
+        jobs = {}
+        for key, job_id in ids.items():
+            job = self.store.job_row(job_id, scope(req))  # another tenant's job is not there
+            if job is None:
+                raise not_found(f"No job with id {job_id} ({key}).")
+            if job["domain_id"] != domain_id and not (job["domain_id"] is None and job["domain"] == name):
+                raise ApiError(falcon.HTTP_400, "Invalid parameter",
+                               f"{key}: job {job_id} is a scan of {job['domain']}, not of {name}.")
+            check_kept(job)
+            jobs[key] = job
+        old, new = ids["from"], ids["to"]
+        lists = {"new": (new, old), "removed": (old, new)}
+        body: dict[str, Any] = {"domain": name}
+        for key, job in jobs.items():
+            body[key] = {"job_id": job["id"], "status": _status(job["status"]), "started_at": job["started_at"],
+                         "finished_at": job["finished_at"], "urls_found": job["urls_found"]}
+        more = False
+        cursor = []
+        for position, (key, pair) in enumerate(lists.items()):
+            state = after[position]
+            rows = [] if state is False else self.store.list_pages(*pair, state, limit + 1)
+            body[f"{key}_count"] = self.store.count_pages(*pair)
+            body[key] = [page_view(r) for r in rows[:limit]]
+            if len(rows) > limit:
+                more = True
+                cursor.append(rows[limit - 1]["url"])
+            else:
+                cursor.append(False)
+        body["next_cursor"] = encode_cursor(cursor, self.store.cursor_key, cursor_scope) if more else None
+        json_response(resp, body)
+
+    @staticmethod
+    def _job_param(req: falcon.Request, key: str) -> uuid.UUID:
+        raw = req.get_param(key)
+        if not raw:
+            raise ApiError(falcon.HTTP_400, "Missing parameter", f"{key} (a job id of this domain) is required.")
+        try:
+            return uuid.UUID(raw)
+        except ValueError:
+            raise ApiError(falcon.HTTP_400, "Invalid parameter", f"{key} must be a job id (a UUID).") from None
+
+    @staticmethod
+    def _cursor(raw: str | None, key: bytes, cursor_scope: str) -> list[Any]:
+        """[new, removed]: None = from the start, a URL = after it, false = that list is done."""
+        value = decode_cursor(raw, list, key, cursor_scope)
+        if value is None:
+            return [None, None]
+        if len(value) != 2 or not all(v is False or isinstance(v, str) for v in value):
+            raise ApiError(falcon.HTTP_400, "Bad request",
+                           "cursor is not valid: use the next_cursor value of the previous page.")
+        return value
