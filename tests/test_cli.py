@@ -203,7 +203,7 @@ def cell(v: Any) -> Any:
 
 
 def api_csv(db_url: str, job_id: uuid.UUID) -> tuple[list[str], list[dict[str, str]]]:
-    app, client = make_client(make_config(db_url, "http://127.0.0.1:9"))
+    app, client = make_client(make_config(db_url, "http://127.0.0.1:9"), admin=True)  # CLI jobs: tenant default
     resp = client.simulate_get(f"/api/v1/jobs/{job_id}/urls", params={"format": "csv"})
     assert resp.status_code == 200, resp.text
     reader = csv.DictReader(io.StringIO(resp.text))
