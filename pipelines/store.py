@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pipelines.models import Domain, Job, Page, Sitemap
-from pipelines.status import ACTIVE_JOB_STATUSES, JobStatus
+from pipelines.status import ACTIVE_JOB_STATUSES, JobStatus, Outcome
 
 _pages = Page.__table__
 _sitemaps = Sitemap.__table__
@@ -185,11 +185,12 @@ def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, statu
             first_scan_at=func.coalesce(Domain.first_scan_at, finished_at)))
 
 
-def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str, finished_at: dt.datetime) -> int:
-    """Jobs of an ending crawl that are still pending/running become failed with `reason`."""
+def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str, finished_at: dt.datetime,
+                    outcome: Outcome = Outcome.INTERRUPTED) -> int:
+    """Jobs of an ending crawl that are still pending/running become failed with `outcome` and `reason`."""
     ids = list(job_ids)
     total = 0
     for start in range(0, len(ids), 500):
         total += conn.execute(update(Job).where(Job.id.in_(ids[start:start + 500]), Job.status.in_(_ACTIVE)).values(
-            status=JobStatus.FAILED, error=reason, finished_at=finished_at)).rowcount
+            status=JobStatus.FAILED, outcome=outcome, error=reason, finished_at=finished_at)).rowcount
     return total
