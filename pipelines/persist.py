@@ -72,6 +72,7 @@ class DatabasePipeline:
         self.sitemap_ids: dict[tuple[int, str], int] = {}
         self.job_errors: dict[str, str] = {}  # job id -> why its data could not be stored
         self.lost: set[str] = set()  # jobs with data dropped because the database stayed unreachable
+        self.lost_starts: dict[str, Any] = {}  # their JobStarted items, replayed when their end is recorded
         self.finished: set[str] = set()
         self.stats: Any = None
         self.crawler: Any = None
@@ -180,6 +181,7 @@ class DatabasePipeline:
                 self.finished.discard(job_id)  # its end was not recorded: _end_jobs records it
             elif type(item).__name__ == "JobStarted":
                 self.domain_ids.pop(job_id, None)  # the domain row may not exist: skip the job's items
+                self.lost_starts[job_id] = item  # a crawl started by hand: the job's row may not exist
         if self.stats is not None:
             self.stats.inc_value("scrapersky/db_items_dropped", len(work))
         if not self.gave_up:
@@ -230,6 +232,8 @@ class DatabasePipeline:
             return
 
         def record(conn: Any) -> int:
+            for job_id in self.lost_starts.keys() & {str(i) for ids in ends.values() for i in ids}:
+                self._job_started(conn, self.lost_starts[job_id])
             now = _now()
             return sum(store.fail_unfinished(conn, ids, reason, now, outcome)
                        for (outcome, reason), ids in ends.items())
@@ -244,8 +248,11 @@ class DatabasePipeline:
                 self.stats.set_value(UNAVAILABLE_STAT, True)
             return
         if marked:
-            logger.warning("marked %d unfinished job(s) failed: %s", marked,
-                           "; ".join(f"{len(ids)} {outcome.value}" for (outcome, _), ids in ends.items()))
+            outcomes = collections.Counter()
+            for (outcome, _), ids in ends.items():
+                outcomes[outcome.value] += len(ids)
+            logger.warning("marked %d unfinished job(s) failed (%s)", marked,
+                           ", ".join(f"{n} {name}" for name, n in outcomes.items()))
 
     def _record_failure(self, handler: Any, item: Any) -> None:
         logger.exception("could not store %s of %s", type(item).__name__, getattr(item, "domain", "?"))
