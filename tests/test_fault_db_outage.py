@@ -8,6 +8,7 @@ with outcome `database` and the reason. The API answers 503 JSON meanwhile and r
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import uuid
@@ -283,3 +284,53 @@ def test_api_answers_503_json_during_an_outage_and_recovers(api_pg_url, proxy):
     assert c.simulate_get("/health/database").status_code == 200
     r = c.simulate_post(f"{API}/batch", json={"domains": ["a.test"]})
     assert r.status_code == 202, r.text
+
+
+# ------------------------------------------------------------------------------------------ re-runs
+def test_a_group_written_twice_is_stored_once(db_url):
+    """A group whose commit was lost in transit is written again: every write is an upsert, so the
+    second run stores no row twice and leaves the finished job as the first run left it."""
+    from pipelines.persist import DatabasePipeline, _Close
+    from scrapersky_crawler.items import JobFinished, JobStarted, PageBatch, SitemapFile
+
+    now = dt.datetime.now(dt.timezone.utc)
+    job = str(uuid.uuid4())
+    sitemap = "http://twice.test/sitemap.xml"
+    pages = [{"url": f"http://twice.test/p/{i}", "lastmod": None, "changefreq": None, "priority": None,
+              "alternates": None, "images": None, "news": None, "videos": None} for i in range(120)]
+    items = [JobStarted(job, "twice.test", None, {}, now),
+             SitemapFile(job, "twice.test", sitemap, "robots", type="urlset", http_status=200, url_count=120,
+                         fetched_at=now),
+             PageBatch(job, "twice.test", sitemap, pages[:70]), PageBatch(job, "twice.test", sitemap, pages[70:]),
+             JobFinished(job, "twice.test", "complete", None, now, {"sitemaps_found": 1, "sitemaps_failed": 0})]
+    pipeline = DatabasePipeline(db_url)
+    pipeline.open_spider()
+    try:
+        work = [(pipeline._handlers[type(item).__name__], item) for item in items]
+        pipeline._store(work)
+        pipeline._store(work)  # the re-run
+        with pipeline.engine.connect() as conn:
+            row = conn.execute(select(Job.status, Job.urls_found, Job.new_urls).where(Job.id == uuid.UUID(job))).one()
+            urls = conn.execute(select(Page.url)).scalars().all()
+    finally:
+        pipeline.queue.put(_Close([]))
+        pipeline.writer.join(30)
+    assert tuple(row) == ("complete", 120, 120)
+    assert sorted(urls) == sorted(p["url"] for p in pages)
+    assert not pipeline.job_errors
+
+
+def test_a_crawl_scrapyd_starts_during_an_outage_waits_for_the_database(site_server, proxy, db):
+    """scrapyd (SCRAPY_JOB in the environment) may start a crawl the API scheduled just before the
+    outage: it waits for the database instead of failing its jobs. By hand it would fail at once."""
+    proxy, through_proxy = proxy
+    expected = add_sites(site_server, "late-start-", 3)
+    job_ids = {h: str(uuid.uuid4()) for h in expected}
+    proxy.outage(8)
+    result = run_scrapy_crawl(site_server, crawl_args(expected, job_ids), through_proxy,
+                              env_extra={"SCRAPY_JOB": "scheduled-by-scrapyd"}, timeout=300)
+    assert result.returncode == 0, result.summary()
+    assert "opening the database: the database is back after" in result.stderr
+    jobs = db.jobs()
+    assert len(jobs) == 3
+    assert_complete_with_exact_urls(jobs, db.page_urls(), expected)
