@@ -71,14 +71,14 @@ class DatabasePipeline:
         self.domain_ids: dict[str, int] = {}  # job id -> domain id
         self.sitemap_ids: dict[tuple[int, str], int] = {}
         self.job_errors: dict[str, str] = {}  # job id -> why its data could not be stored
-        self.lost: set[str] = set()  # jobs with data dropped because the database stayed unreachable
+        self.lost: dict[str, str] = {}  # job id -> why: its data was dropped, the database staying unreachable
         self.lost_starts: dict[str, Any] = {}  # their JobStarted items, replayed when their end is recorded
         self.finished: set[str] = set()
         self.stats: Any = None
         self.crawler: Any = None
         self.reactor: Any = None
         self.gave_up = False  # the database stayed unreachable too long: the crawl stops, writes don't wait
-        self.write_seconds = 0.0  # time the writer spent on the database
+        self.write_seconds = 0.0  # time the writer spent on the database (outages not counted)
         self.outage_seconds_total = 0.0  # time the writer spent waiting for an unreachable database
         self._done: Any = None  # fired (on the reactor thread) when the writer has finished
 
@@ -129,10 +129,10 @@ class DatabasePipeline:
                     except queue.Empty:
                         break
                 close = group.pop() if isinstance(group[-1], _Close) else None
-                started = time.perf_counter()
+                started, waited = time.perf_counter(), self.outage_seconds_total
                 if group:
                     self._store(group)
-                self.write_seconds += time.perf_counter() - started
+                self.write_seconds += time.perf_counter() - started - (self.outage_seconds_total - waited)
                 pages = sum(1 for _, item in group if _is_pages(item))
                 if pages:
                     self._call_in_reactor(self.gate.release, pages)
@@ -150,7 +150,7 @@ class DatabasePipeline:
         for _, item in work:
             if item.job_id in self.lost and type(item).__name__ == "JobFinished":
                 item.status, item.outcome = JobStatus.FAILED.value, Outcome.DATABASE.value
-                item.error = self.job_errors[item.job_id]
+                item.error = self.lost[item.job_id]
         try:
             self._write(lambda conn: [handler(self, conn, item) for handler, item in work])
             return
@@ -175,7 +175,7 @@ class DatabasePipeline:
         reason = f"database: {exc}; this domain's results could not be stored"
         for _, item in work:
             job_id = item.job_id
-            self.lost.add(job_id)
+            self.lost.setdefault(job_id, reason)
             self.job_errors.setdefault(job_id, reason)
             if type(item).__name__ == "JobFinished":
                 self.finished.discard(job_id)  # its end was not recorded: _end_jobs records it
@@ -221,7 +221,7 @@ class DatabasePipeline:
             if job_id in self.finished:
                 continue
             if job_id in self.lost:
-                key = (Outcome.DATABASE, self.job_errors[job_id])
+                key = (Outcome.DATABASE, self.lost[job_id])
             elif self.gave_up:
                 key = (Outcome.DATABASE, "database: the crawl stopped, the database being unreachable for "
                                          f"more than {self.outage_seconds:g} s, before this domain was finished")
