@@ -74,6 +74,8 @@ class DatabasePipeline:
         self.lost: dict[str, str] = {}  # job id -> why: its data was dropped, the database staying unreachable
         self.lost_starts: dict[str, Any] = {}  # their JobStarted items, replayed when their end is recorded
         self.finished: set[str] = set()
+        self.arrived: collections.Counter[str] = collections.Counter()  # job id -> page chunks queued
+        self.held: dict[str, tuple[Callable[..., None], Any]] = {}  # JobFinished waiting for its chunks
         self.stats: Any = None
         self.crawler: Any = None
         self.reactor: Any = None
@@ -110,6 +112,10 @@ class DatabasePipeline:
         from twisted.internet.defer import Deferred
 
         spider = spider or getattr(self.crawler, "spider", None)  # Scrapy 2.19 may not pass it
+        for job_id, work in self.held.items():  # chunks that never came (should not happen): end the jobs anyway
+            logger.warning("job %s ends with page chunks that never reached the pipeline", job_id)
+            self.queue.put(work)
+        self.held.clear()
         self._done = Deferred()
         self.queue.put(_Close(list(getattr(spider, "job_ids", lambda: [])())))
         await maybe_deferred_to_future(self._done)  # the reactor runs on while the writer drains
@@ -264,9 +270,22 @@ class DatabasePipeline:
     # -- items ----------------------------------------------------------------------------------
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
-        handler = self._handlers.get(type(item).__name__)
-        if handler is not None:
-            self.queue.put((handler, item))  # page chunks were let through by the gate (backpressure)
+        """Queue the item for the writer. Page chunks were let through by the gate (backpressure). A
+        job's end is queued after every page chunk the gate let through for it: Scrapy may hand items
+        of different callbacks over in another order than they left the spider."""
+        name = type(item).__name__
+        handler = self._handlers.get(name)
+        if handler is None:
+            return item
+        job_id = item.job_id
+        if name == "JobFinished" and self.arrived[job_id] < self.gate.admitted[job_id]:
+            self.held[job_id] = (handler, item)
+            return item
+        self.queue.put((handler, item))
+        if name == "PageBatch":
+            self.arrived[job_id] += 1
+            if job_id in self.held and self.arrived[job_id] >= self.gate.admitted[job_id]:
+                self.queue.put(self.held.pop(job_id))
         return item
 
     def _job_started(self, conn: Any, item: Any) -> None:
@@ -426,6 +445,7 @@ class PageGate:
     def __init__(self) -> None:
         self.limit: int | None = None
         self.used = 0
+        self.admitted: collections.Counter[str] = collections.Counter()  # job id -> page chunks let through
         self.waiting: collections.deque[Any] = collections.deque()
         self.wait_seconds = 0.0  # time page chunks waited for room (the crawl waiting for the database)
 
@@ -489,6 +509,7 @@ class DatabaseBackpressure:
                     started = time.perf_counter()
                     await maybe_deferred_to_future(waiting)
                     gate.wait_seconds += time.perf_counter() - started
+                gate.admitted[item.job_id] += 1
             yield item
 
 
