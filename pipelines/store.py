@@ -187,11 +187,12 @@ def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, statu
         scans.prune(conn, domain_id, keep_scans, finished_at)
 
 
-def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str, finished_at: dt.datetime) -> int:
-    """Jobs of an ending crawl that are still pending/running become failed with `reason`."""
+def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str, finished_at: dt.datetime,
+                    outcome: Outcome = Outcome.INTERRUPTED) -> int:
+    """Jobs of an ending crawl that are still pending/running become failed with `outcome` and `reason`."""
     ids = list(job_ids)
     total = 0
     for start in range(0, len(ids), 500):
         total += conn.execute(update(Job).where(Job.id.in_(ids[start:start + 500]), Job.status.in_(_ACTIVE)).values(
-            status=JobStatus.FAILED, outcome=Outcome.INTERRUPTED, error=reason, finished_at=finished_at)).rowcount
+            status=JobStatus.FAILED, outcome=outcome, error=reason, finished_at=finished_at)).rowcount
     return total

@@ -43,11 +43,14 @@ SITEMAP_PAGE_CHUNK = 5000  # page URLs per item (and per database write)
 # "always" = on every domain (finds unlisted sitemaps; ~30 more requests per domain), "never".
 SITEMAP_PROBE_WELL_KNOWN = "fallback"
 SCRAPERSKY_PROGRESS_INTERVAL = 5.0  # seconds between progress lines in the log
-SCRAPERSKY_DB_RETRIES = 6  # attempts per database write when the database hiccups
-SCRAPERSKY_DB_QUEUE = 4  # items waiting for the database writer before the crawl waits for it
+SCRAPERSKY_DB_OUTAGE_SECONDS = 300  # how long the crawl waits (paused) for an unreachable database
+SCRAPERSKY_DB_QUEUE = 4  # page chunks waiting for the database writer before the crawl waits for it
 
 ITEM_PIPELINES = {
     "pipelines.persist.DatabasePipeline": 300,
+}
+SPIDER_MIDDLEWARES = {
+    "pipelines.persist.DatabaseBackpressure": 950,  # page chunks wait for room at the database writer
 }
 EXTENSIONS = {
     "scrapersky_crawler.extensions.ProgressLog": 500,

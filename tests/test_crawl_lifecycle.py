@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, func, select
-from sqlalchemy.engine import make_url
 
 from pipelines.models import Job, Page, Sitemap
 from tests.conftest import REPO_ROOT, crawl_env
 from tests.site_catalogue import robots_txt, sitemap_index, urlset
 from tests.sites import Resp, Site
+from tests.tcp_proxy import FlakyTcpProxy
 
 
 def host_url(host: str, path: str) -> str:
@@ -103,61 +101,9 @@ def test_ctrl_c_ends_unfinished_domains_failed_and_keeps_finished_ones(site_serv
     assert slow_job.finished_at is not None
 
 
-class FlakyTcpProxy:
-    """A TCP forwarder to PostgreSQL that can drop every connection and refuse new ones for a while."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.down_until = 0.0
-        self.cuts = 0
-        self.sockets: set[socket.socket] = set()
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if time.monotonic() < self.down_until:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            with self.lock:
-                self.sockets.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def outage(self, seconds: float) -> None:
-        """Cut every open connection now and refuse new ones for `seconds`."""
-        self.down_until = time.monotonic() + seconds
-        self.cuts += 1
-        with self.lock:
-            for s in self.sockets:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-            self.sockets.clear()
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 def test_database_outage_during_a_crawl_is_retried_and_nothing_is_lost(site_server, pg_url):
     site_server.sites["outage.test"] = paged_site("outage.test", 3000, slow_seconds=4)
-    url = make_url(pg_url)
-    proxy = FlakyTcpProxy((url.host or "127.0.0.1", url.port or 5432))
-    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    proxy, through_proxy = FlakyTcpProxy.to(pg_url)
     job_id = str(uuid.uuid4())
     cmd = [sys.executable, "-m", "scrapy", "crawl", "sitemap", "-a", "domain=outage.test", "-a", f"job_id={job_id}"]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=crawl_env(site_server, through_proxy, None),

@@ -36,9 +36,12 @@ class HealthResource:
                 nodes.append({"url": client.public_url, "ok": False, "error": str(exc)})
         scrapyd_ok = any(n["ok"] for n in nodes)
         ok = db["ok"] and scrapyd_ok
-        json_response(resp, {"status": "ok" if ok else "unavailable", "database": db,
-                             "scrapyd": {"ok": scrapyd_ok, "nodes": nodes}},
-                      falcon.HTTP_200 if ok else falcon.HTTP_503)
+        body = {"status": "ok" if ok else "unavailable", "database": db, "scrapyd": {"ok": scrapyd_ok, "nodes": nodes}}
+        if not ok:
+            down = [why for why, up in (("the database cannot be reached", db["ok"]),
+                                        ("no scrapyd node answers", scrapyd_ok)) if not up]
+            body.update(title="Service unavailable", description=f"{'; '.join(down).capitalize()}; retry later.")
+        json_response(resp, body, falcon.HTTP_200 if ok else falcon.HTTP_503)
 
 
 class DatabaseHealthResource:
@@ -49,5 +52,7 @@ class DatabaseHealthResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         db = HealthResource._db(self)  # type: ignore[arg-type]
-        json_response(resp, {"status": "ok" if db["ok"] else "unavailable", "database": db},
-                      falcon.HTTP_200 if db["ok"] else falcon.HTTP_503)
+        body = {"status": "ok" if db["ok"] else "unavailable", "database": db}
+        if not db["ok"]:
+            body.update(title="Database unavailable", description="The database could not be reached; retry later.")
+        json_response(resp, body, falcon.HTTP_200 if db["ok"] else falcon.HTTP_503)
