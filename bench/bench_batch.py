@@ -174,7 +174,7 @@ def run_batch(hosts: list[str], proxy: str, tmp: Path, args) -> dict:
         engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg2://"))
         with engine.connect() as conn:
             pages = conn.execute(text(
-                "SELECT count(*) FROM pages p JOIN jobs j ON j.id = p.last_seen_job_id WHERE j.batch_id = :b"),
+                "SELECT count(*) FROM pages p JOIN jobs j ON j.id = p.job_id WHERE j.batch_id = :b"),
                 {"b": r.json()["batch_id"]}).scalar()
             crawls = conn.execute(text("SELECT count(DISTINCT scrapyd_jobid) FROM jobs")).scalar()
             outcomes = conn.execute(text(

@@ -59,10 +59,10 @@ class Database:
             return 0
 
     def page_urls(self) -> dict[uuid.UUID, list[str]]:
-        """Page URLs by the job that last saw them."""
+        """Page URLs by the scan that saw them."""
         out: dict[uuid.UUID, list[str]] = {}
         with self.engine.connect() as conn:
-            for job_id, url in conn.execute(select(Page.last_seen_job_id, Page.url)):
+            for job_id, url in conn.execute(select(Page.job_id, Page.url)):
                 out.setdefault(job_id, []).append(url)
         return out
 
