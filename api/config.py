@@ -37,7 +37,8 @@ class Config:
     crawl_min_domains: int = 20  # ... and at least, when more than that are waiting
     max_crawls_per_node: int = 4  # pending+running scrapyd jobs per node before waiting
     reconcile_grace: float = 30.0  # seconds a crawl may be unknown to scrapyd after scheduling
-    max_dispatch_attempts: int = 3
+    node_grace: float = 60.0  # seconds a node may not answer before its crawls' jobs go to other nodes
+    max_dispatch_attempts: int = 3  # crawls that may carry a job before it fails (crawl_lost / dispatch)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Config":
@@ -62,6 +63,8 @@ class Config:
             ("CRAWL_MIN_DOMAINS", "crawl_min_domains", int),
             ("MAX_CRAWLS_PER_NODE", "max_crawls_per_node", int),
             ("RECONCILE_GRACE", "reconcile_grace", float),
+            ("NODE_GRACE", "node_grace", float),
+            ("JOB_MAX_ATTEMPTS", "max_dispatch_attempts", int),
             ("SCRAPYD_TIMEOUT", "scrapyd_timeout", float),
         ):
             if env.get(name):

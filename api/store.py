@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, func, select, text, update
 from sqlalchemy.engine import Engine
 
+from pipelines import lifecycle
 from pipelines.models import BatchJob, Domain, Job, Page, Sitemap, utcnow
 from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
 
@@ -59,21 +60,19 @@ class Store:
     def create_job(self, domain: str, options: dict[str, Any]) -> uuid.UUID:
         job_id = uuid.uuid4()
         with self.engine.begin() as conn:
-            conn.execute(jobs.insert().values(id=job_id, domain=domain, status=JobStatus.PENDING,
-                                              created_at=utcnow(), options=options or None))
+            lifecycle.create(conn, [dict(id=job_id, domain=domain, options=options or None)])
         return job_id
 
     def create_batch(self, domain_list: list[str], options: dict[str, Any]) -> tuple[uuid.UUID, int]:
         batch_id = uuid.uuid4()
         now = utcnow()
         job_opts = {k: v for k, v in options.items() if k == "max_pages"} or None
-        rows = [dict(id=uuid.uuid4(), domain=d, batch_id=batch_id, status=JobStatus.PENDING, created_at=now,
-                     options=job_opts) for d in domain_list]
+        rows = [dict(id=uuid.uuid4(), domain=d, batch_id=batch_id, created_at=now, options=job_opts)
+                for d in domain_list]
         with self.engine.begin() as conn:
             conn.execute(batches.insert().values(id=batch_id, status=BatchStatus.PENDING, created_at=now,
                                                  total_jobs=len(rows), options=options or None))
-            for start in range(0, len(rows), 2000):
-                conn.execute(jobs.insert(), rows[start:start + 2000])
+            lifecycle.create(conn, rows)
         return batch_id, len(rows)
 
     # ---------------------------------------------------------------- reading jobs
@@ -240,14 +239,12 @@ class Store:
     # ---------------------------------------------------------------- cancel
     def cancel_job(self, job_id: uuid.UUID) -> tuple[str, dict[str, Any] | None]:
         """('cancelled'|'final'|'missing', job row). Only pending/running jobs are cancelled."""
-        now = utcnow()
         with self.engine.begin() as conn:
-            res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
-                               .values(status=JobStatus.CANCELLED, finished_at=now, error="cancelled by request"))
+            changed = lifecycle.cancel(conn, job_id=job_id)
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
         if row is None:
             return "missing", None
-        return ("cancelled" if res.rowcount else "final"), dict(row)
+        return ("cancelled" if changed else "final"), dict(row)
 
     def cancel_batch(self, batch_id: uuid.UUID) -> tuple[str, int]:
         now = utcnow()
@@ -255,13 +252,12 @@ class Store:
             row = conn.execute(select(batches.c.status).where(batches.c.id == batch_id)).first()
             if row is None:
                 return "missing", 0
-            res = conn.execute(update(jobs).where(jobs.c.batch_id == batch_id, jobs.c.status.in_(ACTIVE))
-                               .values(status=JobStatus.CANCELLED, finished_at=now, error="batch cancelled by request"))
-            if _status_value(row[0]) in (BatchStatus.COMPLETE.value, BatchStatus.CANCELLED.value) and not res.rowcount:
+            changed = lifecycle.cancel(conn, batch_id=batch_id, reason="batch cancelled by request")
+            if _status_value(row[0]) in (BatchStatus.COMPLETE.value, BatchStatus.CANCELLED.value) and not changed:
                 return "final", 0
             conn.execute(update(batches).where(batches.c.id == batch_id)
                          .values(status=BatchStatus.CANCELLED, finished_at=now))
-        return "cancelled", res.rowcount
+        return "cancelled", changed
 
     def crawls_of_batch(self, batch_id: uuid.UUID) -> list[tuple[str, str]]:
         with self.engine.connect() as conn:
