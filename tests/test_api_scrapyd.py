@@ -223,20 +223,24 @@ def test_cancel_batch_cancels_its_crawl(env):
     assert s["status"] == "cancelled" and s["jobs"][0]["status"] == "cancelled"
 
 
-def test_killed_crawl_process_fails_its_jobs_with_a_reason(env):
+def test_killed_crawl_is_retried_in_a_new_crawl_then_fails_crawl_lost(env):
     env.sites.sites["slow4.test"] = SlowSite(60)
-    app, c = env.client()
+    app, c = env.client(max_dispatch_attempts=2)
     job = c.simulate_post(f"{API}/scrapersky", json={"base_url": "slow4.test"}).json
-    s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] == "running" and x,
-                      what="job running")
-    crawl = s["scrapyd"]["jobid"]
     import psutil
 
-    victims = [p for p in psutil.Process(env.scrapyd.proc.pid).children(recursive=True)
-               if any(crawl in a for a in p.cmdline())]
-    assert victims
-    for p in victims:
-        os.kill(p.pid, signal.SIGKILL)
-    s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] != "running" and x,
-                      what="job to be reconciled")
-    assert s["status"] == "failed" and "crawl process ended" in s["error"] and crawl in s["error"]
+    crawls: list[str] = []
+    for attempt in (1, 2):
+        s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] == "running"
+                          and x["scrapyd"]["jobid"] not in crawls and x, what=f"attempt {attempt} running")
+        assert s["attempts"] == attempt
+        crawls.append(s["scrapyd"]["jobid"])
+        victims = [p for p in psutil.Process(env.scrapyd.proc.pid).children(recursive=True)
+                   if any(crawls[-1] in a for a in p.cmdline())]
+        assert victims
+        for p in victims:
+            os.kill(p.pid, signal.SIGKILL)
+    s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] == "failed" and x,
+                      what="job to fail after its last attempt")
+    assert s["outcome"] == "crawl_lost" and s["attempts"] == 2
+    assert "crawl process ended" in s["error"] and crawls[-1] in s["error"] and "after 2 attempts" in s["error"]

@@ -29,7 +29,9 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
+        "outcome": getattr(row.get("outcome"), "value", row.get("outcome")),
         "error": row["error"],
+        "attempts": row.get("dispatch_attempts", 0),
         "progress": progress,
         "options": row["options"] or {},
         "result": {
