@@ -189,7 +189,7 @@ def batch(tmp_path):
 
 
 def api(batch: Batch, urls: list[str], **overrides):
-    config = make_config(batch.db_url, urls[0], dispatch_interval=0.2, max_crawls_per_node=4, **overrides)
+    config = make_config(batch.db_url, urls[0], **{"dispatch_interval": 0.2, "max_crawls_per_node": 4, **overrides})
     config.scrapyd_urls = urls
     app, client = make_client(config)
     app.scrapersky_dispatcher.start()
@@ -236,6 +236,7 @@ def test_fault_2_scrapyd_killed_and_restarted(batch):
     finally:
         app.scrapersky_dispatcher.stop()
     batch.assert_nothing_lost()
+    assert batch.retried() > 0  # crawls scrapyd forgot were requeued; those that finished late still count once
 
 
 # ------------------------------------------------------------------------------------------ fault 4
