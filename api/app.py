@@ -30,7 +30,12 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     from pipelines.db import get_engine
 
     config = config or Config.from_env()
-    logging.getLogger("api").setLevel(logging.INFO)
+    api_logger = logging.getLogger("api")
+    api_logger.setLevel(logging.INFO)
+    if not api_logger.handlers and not logging.getLogger().handlers:  # under gunicorn: one line per event
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        api_logger.addHandler(handler)
     store = Store(get_engine(config.database_url))
     clients = make_clients(config)
     dispatcher = Dispatcher(store, clients, config)

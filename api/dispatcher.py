@@ -152,6 +152,7 @@ class Dispatcher:
             free = self.config.max_crawls_per_node - loads[node]
             if free <= 0:
                 break
+            started = time.perf_counter()
             claim = self.claim(node, free_slots=free * len(loads))
             if claim is None:
                 break
@@ -174,7 +175,8 @@ class Dispatcher:
                 self.requeue(claim.crawl_id, f"scrapyd refused the crawl: {exc}", Outcome.DISPATCH)
                 break
             self._crawls[claim.crawl_id] = node
-            logger.info("dispatched crawl %s to %s: %d jobs", claim.crawl_id, node, len(claim.job_ids))
+            logger.info("dispatched crawl %s to %s: %d jobs in %.1f ms", claim.crawl_id, node, len(claim.job_ids),
+                        (time.perf_counter() - started) * 1000)
             loads[node] += 1
             crawls += 1
             n_jobs += len(claim.job_ids)
@@ -229,7 +231,11 @@ class Dispatcher:
     def requeue(self, crawl_id: str, reason: str, outcome: Outcome = Outcome.CRAWL_LOST) -> tuple[int, int]:
         """The crawl will not finish its active jobs: back to the queue, or failed once out of attempts."""
         with self.store.engine.begin() as conn:
-            return lifecycle.requeue(conn, crawl_id, reason, self.config.max_dispatch_attempts, outcome)
+            requeued, failed = lifecycle.requeue(conn, crawl_id, reason, self.config.max_dispatch_attempts, outcome)
+        if requeued or failed:
+            logger.warning("requeued crawl %s: %d job(s) back in the queue, %d failed (%s): %s", crawl_id, requeued,
+                           failed, outcome.value, reason)
+        return requeued, failed
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self) -> dict[str, int]:

@@ -61,19 +61,15 @@ class Leadership:
         return self.held
 
     def _pg(self) -> bool:
-        if self._conn is not None:
+        if self._conn is None:
+            engine = create_engine(self.url, poolclass=NullPool, connect_args={
+                "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                "keepalives_count": 3, "application_name": "scrapersky-dispatcher"})
+            self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if self.held:
             self._conn.execute(text("SELECT 1"))  # raises when the connection (and so the lock) is gone
             return True
-        engine = create_engine(self.url, poolclass=NullPool, connect_args={
-            "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
-            "keepalives_count": 3, "application_name": "scrapersky-dispatcher"})
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar():
-            self._conn = conn
-            return True
-        conn.close()
-        engine.dispose()
-        return False
+        return bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar())
 
     def _sqlite(self) -> bool:
         if self._file is not None:

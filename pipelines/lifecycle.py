@@ -190,7 +190,4 @@ def requeue(conn: Connection, crawl_id: str, reason: str, max_attempts: int,
     requeued = conn.execute(update(jobs).where(*mine).values(
         status=JobStatus.PENDING, scrapyd_jobid=None, scrapyd_node=None, dispatched_at=None, started_at=None,
         error=f"requeued after: {reason}")).rowcount
-    if requeued or failed:
-        logger.warning("crawl %s: %d job(s) requeued, %d failed (%s): %s", crawl_id, requeued, failed,
-                       outcome.value, reason)
     return requeued, failed

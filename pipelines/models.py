@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -98,6 +99,9 @@ class Job(Base):
         # added by migration 0002 (API): batch job listings in domain order, dispatcher queue order
         Index("ix_jobs_batch_domain", "batch_id", "domain"),
         Index("ix_jobs_status_created", "status", "created_at"),
+        # added by migration 0005: the dispatcher's queue (pending, not claimed by a crawl)
+        Index("ix_jobs_waiting", "created_at", "id", postgresql_where=text("status = 'pending' AND scrapyd_jobid IS NULL"),
+              sqlite_where=text("status = 'pending' AND scrapyd_jobid IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
