@@ -306,3 +306,51 @@ def test_fault_5_two_dispatchers_keep_the_node_limit(batch):
                 p.kill()
     batch.assert_nothing_lost()
     assert peak == limit  # the limit was reached, never exceeded
+
+
+# ------------------------------------------------------------------------------------------ node back
+def test_silent_node_loses_its_jobs_after_the_grace_and_is_used_again_when_back(tmp_path):
+    """A node that stops answering (SIGSTOP: a partition) has its crawl's job moved to the other node
+    after NODE_GRACE; when it answers again it gets crawls again."""
+    b = Batch(tmp_path, delay=4.0)
+    try:
+        first, second = b.node("node-a"), b.node("node-b")
+        by_url = {first.url: first, second.url: second}
+        app, client = api(b, [first.url, second.url], max_crawls_per_node=1, crawl_max_domains=1, node_grace=2.0,
+                          scrapyd_timeout=3.0)
+        dispatcher = app.scrapersky_dispatcher
+
+        def status(job_id: str) -> dict:
+            return client.simulate_get(f"{API}/status/{job_id}").json
+
+        try:
+            j1 = client.simulate_post(f"{API}/scrapersky", json={"base_url": b.hosts[0]}).json["job_id"]
+            lost = by_url[wait_until(lambda: (s := status(j1))["status"] == "running" and s["scrapyd"]["node"],
+                                     60, what="job 1 running")]
+            kept = second if lost is first else first
+            os.killpg(lost.proc.pid, signal.SIGSTOP)  # the node and its crawl stop answering
+            b.stray_groups.append(lost.proc.pid)
+            try:
+                s = wait_until(lambda: (x := status(j1))["status"] == "complete" and x, 90, what="job 1 moved")
+            finally:
+                os.killpg(lost.proc.pid, signal.SIGCONT)
+            assert s["scrapyd"]["node"] == kept.url and s["attempts"] == 2 and s["result"]["urls_found"] == URLS
+
+            def idle(node: ScrapydProcess) -> bool:
+                listing = requests.get(f"{node.url}/listjobs.json", params={"project": "scrapersky"}, timeout=5).json()
+                return not listing["pending"] and not listing["running"]
+
+            wait_until(lambda: idle(lost) and idle(kept), 60, what="both nodes idle")
+            dispatcher.stop()
+            later = [client.simulate_post(f"{API}/scrapersky", json={"base_url": h}).json["job_id"]
+                     for h in b.hosts[1:3]]
+            dispatcher._down_until.clear()
+            dispatcher.start()
+            done = wait_until(lambda: all((x := status(j))["status"] == "complete" for j in later)
+                              and [status(j) for j in later], 90, what="later jobs")
+            assert {d["scrapyd"]["node"] for d in done} == {first.url, second.url}  # the node is used again
+            assert status(j1)["status"] == "complete" and status(j1)["finished_at"] == s["finished_at"]
+        finally:
+            dispatcher.stop()
+    finally:
+        b.close()
