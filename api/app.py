@@ -36,7 +36,7 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         api_logger.addHandler(handler)
-    store = Store(get_engine(config.database_url))
+    store = Store(get_engine(config.database_url), logs_kept=config.scrapyd_jobs_to_keep)
     clients = make_clients(config)
     dispatcher = Dispatcher(store, clients, config)
 

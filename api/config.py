@@ -39,6 +39,7 @@ class Config:
     reconcile_grace: float = 30.0  # seconds a crawl may be unknown to scrapyd after scheduling
     node_grace: float = 60.0  # seconds a node may not answer before its crawls' jobs go to other nodes
     max_dispatch_attempts: int = 3  # crawls that may carry a job before it fails (crawl_lost / dispatch)
+    scrapyd_jobs_to_keep: int = 1000  # scrapyd.conf jobs_to_keep: crawl logs each node keeps
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Config":
@@ -65,6 +66,7 @@ class Config:
             ("RECONCILE_GRACE", "reconcile_grace", float),
             ("NODE_GRACE", "node_grace", float),
             ("JOB_MAX_ATTEMPTS", "max_dispatch_attempts", int),
+            ("SCRAPYD_JOBS_TO_KEEP", "scrapyd_jobs_to_keep", int),
             ("SCRAPYD_TIMEOUT", "scrapyd_timeout", float),
         ):
             if env.get(name):

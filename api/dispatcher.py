@@ -48,7 +48,7 @@ from sqlalchemy import case, func, select
 from api.config import Config
 from api.leader import leadership
 from api.scrapyd_client import ScrapydClient, ScrapydError, ScrapydUnavailable
-from api.store import ACTIVE, Store, jobs
+from api.store import ACTIVE, Store, crawls, jobs
 from pipelines import lifecycle
 from pipelines.models import utcnow
 from pipelines.status import JobStatus, Outcome
@@ -219,6 +219,10 @@ class Dispatcher:
                 return None
             claimed = lifecycle.claim(conn, ids, crawl_id, node, client.log_url(cfg.project, cfg.spider, crawl_id),
                                       cfg.max_dispatch_attempts)
+            if claimed:
+                seq = select(func.coalesce(func.max(crawls.c.node_seq), 0) + 1).where(crawls.c.node == node)
+                conn.execute(crawls.insert().values(id=crawl_id, node=node, node_seq=seq.scalar_subquery(),
+                                                    dispatched_at=utcnow()))
         if not claimed:
             return None
         return Claim(crawl_id, node, first["batch_id"], max_pages, [r[0] for r in claimed], [r[1] for r in claimed])
@@ -226,6 +230,7 @@ class Dispatcher:
     def release(self, crawl_id: str) -> int:
         """Put the jobs of a crawl scrapyd never received back in the queue (the attempt is not counted)."""
         with self.store.engine.begin() as conn:
+            conn.execute(crawls.delete().where(crawls.c.id == crawl_id))  # it never ran: it has no log
             return lifecycle.release(conn, crawl_id)
 
     def requeue(self, crawl_id: str, reason: str, outcome: Outcome = Outcome.CRAWL_LOST) -> tuple[int, int]:

@@ -49,12 +49,15 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
         "JobStatus": obj({
             "job_id": UUID, "domain": {"type": "string"}, "batch_id": {**UUID, "nullable": True}, "status": STATUS,
             "created_at": TS, "started_at": TS, "finished_at": TS, "error": {"type": "string", "nullable": True},
+            "outcome": {"type": "string", "nullable": True, "description": "pipelines.status.Outcome once final"},
+            "attempts": {"type": "integer", "description": "crawls that have carried the job"},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
             "result": obj({k: {"type": "integer"} for k in ("sitemaps_found", "sitemaps_failed", "urls_found",
                                                              "new_urls", "removed_urls", "bytes_downloaded")}),
             "metadata": {"type": "object", "nullable": True, "description": "home-page fields of the domain"},
             "scrapyd": obj({"node": {"type": "string", "nullable": True}, "jobid": {"type": "string", "nullable": True},
-                            "log_url": {"type": "string", "nullable": True}}),
+                            "log_url": {"type": "string", "nullable": True},
+                            "log_expired": {"type": "boolean"}}),
             "links": {"type": "object"},
         }),
         "BatchStatus": obj({

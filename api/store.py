@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, case, func, select, text, update
 from sqlalchemy.engine import Engine
 
 from pipelines import lifecycle
-from pipelines.models import BatchJob, Domain, Job, Page, Sitemap, utcnow
+from pipelines.models import BatchJob, Crawl, Domain, Job, Page, Sitemap, utcnow
 from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
 
 jobs = Job.__table__
@@ -22,6 +22,8 @@ batches = BatchJob.__table__
 domains = Domain.__table__
 pages = Page.__table__
 sitemaps = Sitemap.__table__
+crawls = Crawl.__table__
+_newest_crawl = crawls.alias("newest_crawl")
 
 ACTIVE = [s.value for s in ACTIVE_JOB_STATUSES]
 HOME_FIELDS = ("home_url", "title", "description", "language", "favicon", "is_wordpress", "wordpress_version",
@@ -37,16 +39,25 @@ def _status_value(value: Any) -> str | None:
 
 
 # Built once: the status endpoint is the hot path (statement construction costs more than the query).
+# How many crawls the job's node started after the job's crawl: scrapyd keeps the logs of its last
+# `jobs_to_keep` crawls, so beyond that the log link has expired.
+_CRAWLS_SINCE = (
+    select(func.max(_newest_crawl.c.node_seq)).where(_newest_crawl.c.node == crawls.c.node).scalar_subquery()
+    - crawls.c.node_seq
+)
 _JOB_STATUS_QUERY = (
-    select(jobs, *[domains.c[f].label(f"d_{f}") for f in HOME_FIELDS], domains.c.id.label("d_id"))
-    .select_from(jobs.outerjoin(domains, domains.c.name == jobs.c.domain))
+    select(jobs, *[domains.c[f].label(f"d_{f}") for f in HOME_FIELDS], domains.c.id.label("d_id"),
+           _CRAWLS_SINCE.label("crawls_since"))
+    .select_from(jobs.outerjoin(domains, domains.c.name == jobs.c.domain)
+                 .outerjoin(crawls, crawls.c.id == jobs.c.scrapyd_jobid))
     .where(jobs.c.id == bindparam("job_id", type_=jobs.c.id.type))
 )
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, logs_kept: int = 1000) -> None:
         self.engine = engine
+        self.logs_kept = logs_kept  # scrapyd's jobs_to_keep on every node
 
     @property
     def is_postgres(self) -> bool:
@@ -79,7 +90,14 @@ class Store:
     def get_job(self, job_id: uuid.UUID) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(_JOB_STATUS_QUERY, {"job_id": job_id}).mappings().first()
-        return dict(row) if row else None
+        if row is None:
+            return None
+        out = dict(row)
+        since = out.pop("crawls_since")
+        out["log_expired"] = since is not None and since >= self.logs_kept
+        if out["log_expired"]:
+            out["log_url"] = None
+        return out
 
     def job_row(self, job_id: uuid.UUID) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

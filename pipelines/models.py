@@ -133,6 +133,19 @@ class Job(Base):
     origin: Mapped[str | None] = mapped_column(Text)
 
 
+class Crawl(Base):
+    """One scrapyd crawl the dispatcher scheduled (added by migration 0005). `node_seq` numbers the
+    crawls of a node, so the API knows when scrapyd (`jobs_to_keep`) has deleted a crawl's log."""
+
+    __tablename__ = "crawls"
+    __table_args__ = (Index("ix_crawls_node_seq", "node", "node_seq"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255))
+    node_seq: Mapped[int] = mapped_column(Integer)
+    dispatched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Domain(Base):
     __tablename__ = "domains"
 

@@ -44,7 +44,8 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
             "duration_seconds": row["duration_seconds"],
         },
         "metadata": metadata,
-        "scrapyd": {"node": row["scrapyd_node"], "jobid": row["scrapyd_jobid"], "log_url": row["log_url"]},
+        "scrapyd": {"node": row["scrapyd_node"], "jobid": row["scrapyd_jobid"], "log_url": row["log_url"],
+                    "log_expired": row.get("log_expired", False)},
         "links": {
             "status": f"{API}/status/{row['id']}",
             "urls": f"{API}/jobs/{row['id']}/urls",
