@@ -153,7 +153,8 @@ class Dispatcher:
             if free <= 0:
                 break
             started = time.perf_counter()
-            claim = self.claim(node, free_slots=free * len(loads))
+            total_free = sum(max(0, self.config.max_crawls_per_node - n) for n in loads.values())
+            claim = self.claim(node, free_slots=total_free)
             if claim is None:
                 break
             client = self.clients[node]
