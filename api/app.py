@@ -35,11 +35,15 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     config = config or Config.from_env()
     logger = logging.getLogger("api")
     logger.setLevel(logging.INFO)
+    if not logger.handlers and not logging.getLogger().handlers:  # a bare WSGI server: one line per event
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
     problem = auth_off_problem(config)
     if problem:
         print(problem, file=sys.stderr, flush=True)
         raise SystemExit(4)  # `python -m api serve` refuses first; a lone `web` worker stops here
-    store = Store(get_engine(config.database_url))
+    store = Store(get_engine(config.database_url), logs_kept=config.scrapyd_jobs_to_keep)
     clients = make_clients(config)
     dispatcher = Dispatcher(store, clients, config)
     if not config.auth_enabled:

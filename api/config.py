@@ -41,7 +41,9 @@ class Config:
     crawl_min_domains: int = 20  # ... and at least, when more than that are waiting
     max_crawls_per_node: int = 4  # pending+running scrapyd jobs per node before waiting
     reconcile_grace: float = 30.0  # seconds a crawl may be unknown to scrapyd after scheduling
-    max_dispatch_attempts: int = 3
+    node_grace: float = 60.0  # seconds a node may not answer before its crawls' jobs go to other nodes
+    max_dispatch_attempts: int = 3  # crawls that may carry a job before it fails (crawl_lost / dispatch)
+    scrapyd_jobs_to_keep: int = 1000  # scrapyd.conf jobs_to_keep: crawl logs each node keeps
     # API keys (api/auth.py) and quotas (api/quotas.py). Admin keys are exempt from quotas and the rate limit.
     auth_enabled: bool = True  # API_AUTH=off: allowed only when listen_host is loopback
     listen_host: str = "127.0.0.1"  # API_HOST: where the API listens
@@ -78,6 +80,9 @@ class Config:
             ("CRAWL_MIN_DOMAINS", "crawl_min_domains", int),
             ("MAX_CRAWLS_PER_NODE", "max_crawls_per_node", int),
             ("RECONCILE_GRACE", "reconcile_grace", float),
+            ("NODE_GRACE", "node_grace", float),
+            ("JOB_MAX_ATTEMPTS", "max_dispatch_attempts", int),
+            ("SCRAPYD_JOBS_TO_KEEP", "scrapyd_jobs_to_keep", int),
             ("SCRAPYD_TIMEOUT", "scrapyd_timeout", float),
             ("API_QUOTA_DOMAINS_PER_DAY", "quota_domains_per_day", int),
             ("API_QUOTA_CONCURRENT_BATCHES", "quota_concurrent_batches", int),

@@ -1,25 +1,30 @@
 """Durable dispatch: pending jobs in the database -> scrapyd crawls; and reconciliation back.
 
-The database is the queue. A job is written `pending` (no `scrapyd_jobid`) before the API answers 202.
-Each tick of `Dispatcher`:
+The database is the queue; every job status change goes through `pipelines.lifecycle` (its
+docstring has the transition table). A job is written `pending` before the API answers 202.
+Only the dispatcher *leader* ticks (`api.leader`: a PostgreSQL advisory lock, or a file lock on
+SQLite), however many API workers or `python -m api.dispatcher` processes run; so the per-node limit
+`MAX_CRAWLS_PER_NODE` holds. Each tick of the leader:
 
 1. **dispatch** - picks the least busy reachable scrapyd node (`daemonstatus.json`), *claims* up to
    `crawl_max_domains` pending jobs of one batch (same options) in one short transaction
-   (`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so several API workers or dispatcher processes
-   never claim the same row; the claim itself is a conditional UPDATE, safe on SQLite too), writing a
-   new crawl UUID into `scrapyd_jobid`, the node and the log URL. Only then, outside any transaction,
-   it calls `schedule.json` with `jobid=<crawl UUID>` and the spider's many-domain arguments. If scrapyd
-   is unreachable the claim is released and the jobs wait for the next tick (so jobs accepted while
-   scrapyd is down run once it is back). If scrapyd refuses, the attempt counts; after
-   `max_dispatch_attempts` the jobs fail with scrapyd's message.
-2. **reconcile** - for every crawl that still carries pending/running jobs it asks the node's
-   `listjobs.json`: a crawl scrapyd reports *finished* (the process ended; the spider closes each job
-   itself before exiting) leaves its unclosed jobs `failed` with a reason; a crawl scrapyd does not
-   know at all `reconcile_grace` seconds after scheduling (scrapyd restarted and forgot it, or the
-   dispatcher died between claim and schedule) has its running jobs failed and its pending jobs put
-   back in the queue. A crawl still queued/running whose jobs were all cancelled gets `cancel.json`
-   (this retries cancels that could not reach scrapyd at request time).
+   (`SELECT ... FOR UPDATE SKIP LOCKED`, then `lifecycle.claim`), writing a new crawl UUID into
+   `scrapyd_jobid`, the node and the log URL. Only then, outside any transaction, it calls
+   `schedule.json` with `jobid=<crawl UUID>`. If scrapyd is unreachable the claim is released and the
+   jobs wait for the next tick. If scrapyd refuses, the jobs are requeued (the attempt counts); after
+   `max_dispatch_attempts` they fail (`dispatch`) with scrapyd's message.
+2. **reconcile** - for every node it asks `listjobs.json` (bounded: scrapyd keeps `finished_to_keep`
+   finished jobs). A crawl that still carries pending/running jobs is *requeued*
+   (`lifecycle.requeue`: back to the queue, or `crawl_lost` after `max_dispatch_attempts` crawls) when
+   scrapyd reports it finished (the process ended - killed, crashed - without finishing them), when
+   scrapyd does not know it `reconcile_grace` seconds after scheduling (scrapyd restarted and forgot
+   it), or when its node has not answered for `node_grace` seconds (node lost; the jobs go to the
+   other nodes, and the node is used again once it answers). A crawl that was thought lost but
+   finishes after all still completes its jobs (completion wins). A crawl still queued/running whose
+   jobs were all cancelled gets `cancel.json` (this retries cancels that could not reach scrapyd).
 3. batch rows get their derived status (pending -> running -> complete) persisted.
+
+One log line per dispatched crawl, per finished crawl and per requeue.
 
 Run it inside the API process (`create_app` starts a thread unless `API_RUN_DISPATCHER=0`) or alone:
 `python -m api.dispatcher`.
@@ -38,14 +43,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select
 
 from api.config import Config
+from api.leader import leadership
 from api.scrapyd_client import ScrapydClient, ScrapydError, ScrapydUnavailable
-from api.store import ACTIVE, Store, jobs
+from api.store import ACTIVE, Store, crawls, jobs
+from pipelines import lifecycle
 from pipelines.db import redact_url
 from pipelines.models import utcnow
-from pipelines.status import JobStatus
+from pipelines.status import JobStatus, Outcome
 
 logger = logging.getLogger("api.dispatcher")
 
@@ -69,7 +76,10 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._down_until: dict[str, float] = {}
+        self._unanswered_since: dict[str, float] = {}  # node -> monotonic time it stopped answering
+        self._crawls: dict[str, str] = {}  # crawls this leader saw carrying active jobs -> node
         self._last_reconcile = 0.0
+        self.leader = leadership(store.engine)
 
     # ------------------------------------------------------------------ loop
     def start(self) -> None:
@@ -99,18 +109,23 @@ class Dispatcher:
             self._wake.clear()
 
     def tick(self) -> dict[str, int]:
-        out = {"dispatched_crawls": 0, "dispatched_jobs": 0, "failed": 0, "released": 0}
-        now = time.monotonic()
-        if now - self._last_reconcile >= min(2.0, self.config.dispatch_interval * 2) or self.config.dispatch_interval == 0:
-            self._last_reconcile = now
-            r = self.reconcile()
-            out["failed"] += r["failed"]
-            out["released"] += r["released"]
-            for batch_id in self.store.active_batch_ids():
-                self.store.refresh_batch(batch_id)
-        d = self.dispatch()
-        out["dispatched_crawls"] += d[0]
-        out["dispatched_jobs"] += d[1]
+        out = {"dispatched_crawls": 0, "dispatched_jobs": 0, "failed": 0, "released": 0, "leader": 0}
+        with self.leader.lead() as leading:
+            if not leading:
+                return out
+            out["leader"] = 1
+            now = time.monotonic()
+            if (now - self._last_reconcile >= min(2.0, self.config.dispatch_interval * 2)
+                    or self.config.dispatch_interval == 0):
+                self._last_reconcile = now
+                r = self.reconcile()
+                out["failed"] += r["failed"]
+                out["released"] += r["released"]
+                for batch_id in self.store.active_batch_ids():
+                    self.store.refresh_batch(batch_id)
+            d = self.dispatch()
+            out["dispatched_crawls"] += d[0]
+            out["dispatched_jobs"] += d[1]
         return out
 
     # ------------------------------------------------------------------ dispatch
@@ -138,7 +153,9 @@ class Dispatcher:
             free = self.config.max_crawls_per_node - loads[node]
             if free <= 0:
                 break
-            claim = self.claim(node, free_slots=free * len(loads))
+            started = time.perf_counter()
+            total_free = sum(max(0, self.config.max_crawls_per_node - n) for n in loads.values())
+            claim = self.claim(node, free_slots=total_free)
             if claim is None:
                 break
             client = self.clients[node]
@@ -151,23 +168,24 @@ class Dispatcher:
                 client.schedule(self.config.project, self.config.spider, claim.crawl_id, args)
             except ScrapydUnavailable as exc:
                 logger.warning("scheduling crawl %s on %s: %s; will retry", claim.crawl_id, node, exc)
-                self.release(claim.crawl_id, count_attempt=False)
+                self.release(claim.crawl_id)
                 self._down_until[node] = time.monotonic() + 2.0
                 loads.pop(node)
                 continue
             except ScrapydError as exc:
                 logger.error("scrapyd %s refused crawl %s: %s", node, claim.crawl_id, exc)
-                self.release(claim.crawl_id, count_attempt=True, error=f"scrapyd refused the crawl: {exc}")
+                self.requeue(claim.crawl_id, f"scrapyd refused the crawl: {exc}", Outcome.DISPATCH)
                 break
-            logger.info("crawl %s on %s carries %d jobs", claim.crawl_id, node, len(claim.job_ids))
+            self._crawls[claim.crawl_id] = node
+            logger.info("dispatched crawl %s to %s: %d jobs in %.1f ms", claim.crawl_id, node, len(claim.job_ids),
+                        (time.perf_counter() - started) * 1000)
             loads[node] += 1
             crawls += 1
             n_jobs += len(claim.job_ids)
         return crawls, n_jobs
 
     def _waiting_filter(self):
-        return (jobs.c.status == JobStatus.PENDING, jobs.c.scrapyd_jobid.is_(None),
-                jobs.c.dispatch_attempts < self.config.max_dispatch_attempts)
+        return lifecycle.waiting(self.config.max_dispatch_attempts)
 
     def _has_waiting(self) -> bool:
         with self.store.engine.connect() as conn:
@@ -188,7 +206,10 @@ class Dispatcher:
             max_pages = (first["options"] or {}).get("max_pages")
             group = [*self._waiting_filter(),
                      jobs.c.batch_id == first["batch_id"] if first["batch_id"] is not None else jobs.c.batch_id.is_(None)]
-            waiting = conn.execute(select(func.count()).where(*group)).scalar_one()
+            # how many wait (counted up to what the free slots could take: the cost stays flat)
+            cap = cfg.crawl_max_domains * max(1, free_slots)
+            waiting = conn.execute(select(func.count()).select_from(
+                select(jobs.c.id).where(*group).limit(cap).subquery())).scalar_one()
             size = max(cfg.crawl_min_domains, math.ceil(waiting / max(1, free_slots)))
             size = max(1, min(cfg.crawl_max_domains, size))
             rows = conn.execute(
@@ -198,38 +219,30 @@ class Dispatcher:
             ids = [r["id"] for r in rows if (r["options"] or {}).get("max_pages") == max_pages][:size]
             if not ids:
                 return None
-            conn.execute(
-                update(jobs).where(jobs.c.id.in_(ids), *self._waiting_filter()).values(
-                    scrapyd_jobid=crawl_id, scrapyd_node=node, dispatched_at=utcnow(),
-                    log_url=client.log_url(cfg.project, cfg.spider, crawl_id),
-                    dispatch_attempts=jobs.c.dispatch_attempts + 1,
-                )
-            )
-            claimed = conn.execute(
-                select(jobs.c.id, jobs.c.domain, jobs.c.options).where(jobs.c.scrapyd_jobid == crawl_id)
-                .order_by(jobs.c.domain)
-            ).all()
+            claimed = lifecycle.claim(conn, ids, crawl_id, node, client.log_url(cfg.project, cfg.spider, crawl_id),
+                                      cfg.max_dispatch_attempts)
+            if claimed:
+                seq = select(func.coalesce(func.max(crawls.c.node_seq), 0) + 1).where(crawls.c.node == node)
+                conn.execute(crawls.insert().values(id=crawl_id, node=node, node_seq=seq.scalar_subquery(),
+                                                    dispatched_at=utcnow()))
         if not claimed:
             return None
-        # the crawl gets what the user typed (canonical form: `www.` and scheme kept), not the domain key
-        targets = [(r[2] or {}).get("target") or r[1] for r in claimed]
-        return Claim(crawl_id, node, first["batch_id"], max_pages, [r[0] for r in claimed], targets)
+        return Claim(crawl_id, node, first["batch_id"], max_pages, [r[0] for r in claimed], [r[1] for r in claimed])
 
-    def release(self, crawl_id: str, count_attempt: bool, error: str | None = None) -> int:
-        """Put a crawl's still-pending jobs back in the queue (or fail them when out of attempts)."""
+    def release(self, crawl_id: str) -> int:
+        """Put the jobs of a crawl scrapyd never received back in the queue (the attempt is not counted)."""
         with self.store.engine.begin() as conn:
-            if error is not None:
-                conn.execute(
-                    update(jobs).where(jobs.c.scrapyd_jobid == crawl_id, jobs.c.status == JobStatus.PENDING,
-                                       jobs.c.dispatch_attempts >= self.config.max_dispatch_attempts)
-                    .values(status=JobStatus.FAILED, finished_at=utcnow(), error=error[:1000])
-                )
-            values: dict[str, Any] = dict(scrapyd_jobid=None, scrapyd_node=None, log_url=None, dispatched_at=None)
-            if not count_attempt:
-                values["dispatch_attempts"] = jobs.c.dispatch_attempts - 1
-            res = conn.execute(update(jobs).where(jobs.c.scrapyd_jobid == crawl_id,
-                                                  jobs.c.status == JobStatus.PENDING).values(**values))
-        return res.rowcount
+            conn.execute(crawls.delete().where(crawls.c.id == crawl_id))  # it never ran: it has no log
+            return lifecycle.release(conn, crawl_id)
+
+    def requeue(self, crawl_id: str, reason: str, outcome: Outcome = Outcome.CRAWL_LOST) -> tuple[int, int]:
+        """The crawl will not finish its active jobs: back to the queue, or failed once out of attempts."""
+        with self.store.engine.begin() as conn:
+            requeued, failed = lifecycle.requeue(conn, crawl_id, reason, self.config.max_dispatch_attempts, outcome)
+        if requeued or failed:
+            logger.warning("requeued crawl %s: %d job(s) back in the queue, %d failed (%s): %s", crawl_id, requeued,
+                           failed, outcome.value, reason)
+        return requeued, failed
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self) -> dict[str, int]:
@@ -240,17 +253,33 @@ class Dispatcher:
                 .where(jobs.c.status.in_(ACTIVE), jobs.c.scrapyd_jobid.is_not(None))
                 .group_by(jobs.c.scrapyd_node, jobs.c.scrapyd_jobid)
             ).all()
+        self._log_finished_crawls({crawl for _, crawl, _ in rows})
         by_node: dict[str, list[tuple[str, dt.datetime | None]]] = {}
         for node, crawl, dispatched in rows:
             by_node.setdefault(node, []).append((crawl, dispatched))
+            self._crawls.setdefault(crawl, node)
+
+        def requeue(crawl: str, reason: str) -> None:
+            requeued, failed = self.requeue(crawl, reason)
+            out["released"] += requeued
+            out["failed"] += failed
+
         for node in set(by_node) | set(self.clients):
             client = self.clients.get(node)
             if client is None:
                 continue  # a node no longer configured: leave its jobs to whoever runs it
             try:
                 listing = client.listjobs(self.config.project)
+            except ScrapydUnavailable as exc:
+                since = self._unanswered_since.setdefault(node, time.monotonic())
+                silent = time.monotonic() - since
+                if by_node.get(node) and silent >= self.config.node_grace:
+                    for crawl, _ in by_node[node]:
+                        requeue(crawl, f"scrapyd node {node} has not answered for {silent:.0f} s ({exc})")
+                continue
             except ScrapydError:
                 continue
+            self._unanswered_since.pop(node, None)
             queued = {j["id"] for j in listing.get("pending", [])}
             running = {j["id"] for j in listing.get("running", [])}
             finished = {j["id"] for j in listing.get("finished", [])}
@@ -259,17 +288,12 @@ class Dispatcher:
                 if crawl in queued or crawl in running:
                     continue
                 if crawl in finished:
-                    out["failed"] += self._fail_crawl(
-                        crawl, None,
-                        f"crawl process ended without finishing this job (scrapyd job {crawl}; see its log)")
+                    requeue(crawl, f"the crawl process ended without finishing this job (scrapyd job {crawl} "
+                                   f"on {node}; see its log)")
                     continue
                 if dispatched is not None and (now - dispatched).total_seconds() < self.config.reconcile_grace:
                     continue
-                out["failed"] += self._fail_crawl(
-                    crawl, [JobStatus.RUNNING.value],
-                    f"scrapyd no longer knows crawl {crawl} (scrapyd restarted?); the job was interrupted")
-                out["released"] += self.release(crawl, count_attempt=True,
-                                                error=f"scrapyd lost crawl {crawl} {self.config.max_dispatch_attempts} times")
+                requeue(crawl, f"scrapyd {node} no longer knows crawl {crawl} (scrapyd restarted?)")
             # Crawls still queued/running in scrapyd whose jobs were all cancelled: cancel them (retry path).
             live = queued | running
             if live:
@@ -289,15 +313,22 @@ class Dispatcher:
                             logger.warning("cancel %s: %s", crawl, exc)
         return out
 
-    def _fail_crawl(self, crawl_id: str, statuses: list[str] | None, reason: str) -> int:
-        with self.store.engine.begin() as conn:
-            res = conn.execute(
-                update(jobs).where(jobs.c.scrapyd_jobid == crawl_id, jobs.c.status.in_(statuses or ACTIVE))
-                .values(status=JobStatus.FAILED, finished_at=utcnow(), error=reason)
-            )
-        if res.rowcount:
-            logger.warning("%d jobs of crawl %s failed: %s", res.rowcount, crawl_id, reason)
-        return res.rowcount
+    def _log_finished_crawls(self, active: set[str]) -> None:
+        """One line per crawl this leader watched whose jobs are all final now."""
+        done = [crawl for crawl in self._crawls if crawl not in active]
+        if not done:
+            return
+        with self.store.engine.connect() as conn:
+            counts = conn.execute(select(jobs.c.scrapyd_jobid, jobs.c.outcome, func.count())
+                                  .where(jobs.c.scrapyd_jobid.in_(done))
+                                  .group_by(jobs.c.scrapyd_jobid, jobs.c.outcome)).all()
+        by_crawl: dict[str, dict[str, int]] = {}
+        for crawl, outcome, n in counts:
+            by_crawl.setdefault(crawl, {})[getattr(outcome, "value", outcome) or "requeued"] = n
+        for crawl in done:
+            node = self._crawls.pop(crawl)
+            tally = ", ".join(f"{n} {o}" for o, n in sorted(by_crawl.get(crawl, {}).items())) or "its jobs requeued"
+            logger.info("crawl %s on %s finished: %s", crawl, node, tally)
 
     # ------------------------------------------------------------------ cancel
     def cancel_crawl_if_idle(self, node: str | None, crawl_id: str | None) -> bool:
@@ -343,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             logger.exception("dispatcher tick failed")
         stop.wait(config.dispatch_interval)
+    dispatcher.leader.resign()
     return 0
 
 

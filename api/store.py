@@ -16,9 +16,9 @@ from sqlalchemy import and_, bindparam, case, func, literal, select, text, tuple
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from pipelines import scans
+from pipelines import lifecycle, scans
 from pipelines.domains import Site
-from pipelines.models import DEFAULT_TENANT, AppSecret, BatchJob, Domain, Job, Page, Sitemap, utcnow
+from pipelines.models import DEFAULT_TENANT, AppSecret, BatchJob, Crawl, Domain, Job, Page, Sitemap, utcnow
 from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
 
 jobs = Job.__table__
@@ -27,6 +27,8 @@ domains = Domain.__table__
 pages = Page.__table__
 sitemaps = Sitemap.__table__
 app_secrets = AppSecret.__table__
+crawls = Crawl.__table__
+_newest_crawl = crawls.alias("newest_crawl")
 
 ACTIVE = [s.value for s in ACTIVE_JOB_STATUSES]
 HOME_FIELDS = ("home_url", "title", "description", "language", "favicon", "is_wordpress", "wordpress_version",
@@ -42,9 +44,17 @@ def _status_value(value: Any) -> str | None:
 
 
 # Built once: the status endpoint is the hot path (statement construction costs more than the query).
+# How many crawls the job's node started after the job's crawl: scrapyd keeps the logs of its last
+# `jobs_to_keep` crawls, so beyond that the log link has expired.
+_CRAWLS_SINCE = (
+    select(func.max(_newest_crawl.c.node_seq)).where(_newest_crawl.c.node == crawls.c.node).scalar_subquery()
+    - crawls.c.node_seq
+)
 _JOB_STATUS_QUERY = (
-    select(jobs, *[domains.c[f].label(f"d_{f}") for f in HOME_FIELDS], domains.c.id.label("d_id"))
-    .select_from(jobs.outerjoin(domains, domains.c.name == jobs.c.domain))
+    select(jobs, *[domains.c[f].label(f"d_{f}") for f in HOME_FIELDS], domains.c.id.label("d_id"),
+           _CRAWLS_SINCE.label("crawls_since"))
+    .select_from(jobs.outerjoin(domains, domains.c.name == jobs.c.domain)
+                 .outerjoin(crawls, crawls.c.id == jobs.c.scrapyd_jobid))
     .where(jobs.c.id == bindparam("job_id", type_=jobs.c.id.type))
 )
 _TENANT_JOB_STATUS_QUERY = _JOB_STATUS_QUERY.where(jobs.c.tenant == bindparam("tenant"))
@@ -56,8 +66,9 @@ def _mine(table, tenant: str | None) -> tuple:
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, logs_kept: int = 1000) -> None:
         self.engine = engine
+        self.logs_kept = logs_kept  # scrapyd's jobs_to_keep on every node
 
     @property
     def is_postgres(self) -> bool:
@@ -91,8 +102,7 @@ class Store:
         with self.engine.begin() as conn:
             if quota is not None:
                 quota(conn, tenant, 1, False)
-            conn.execute(jobs.insert().values(id=job_id, domain=domain, status=JobStatus.PENDING,
-                                              created_at=utcnow(), options=options or None, tenant=tenant))
+            lifecycle.create(conn, [dict(id=job_id, domain=domain, options=options or None, tenant=tenant)])
         return job_id
 
     def create_batch(self, sites: list[Site], options: dict[str, Any], tenant: str = DEFAULT_TENANT,
@@ -107,8 +117,7 @@ class Store:
                          created_at=now, options={**job_opts, "target": site.target}, tenant=tenant) for site in sites]
             conn.execute(batches.insert().values(id=batch_id, status=BatchStatus.PENDING, created_at=now,
                                                  total_jobs=len(rows), options=options or None, tenant=tenant))
-            for start in range(0, len(rows), 2000):
-                conn.execute(jobs.insert(), rows[start:start + 2000])
+            lifecycle.create(conn, rows)
         return batch_id, len(rows)
 
     # ---------------------------------------------------------------- reading jobs
@@ -119,7 +128,14 @@ class Store:
                 row = conn.execute(_JOB_STATUS_QUERY, {"job_id": job_id}).mappings().first()
             else:
                 row = conn.execute(_TENANT_JOB_STATUS_QUERY, {"job_id": job_id, "tenant": tenant}).mappings().first()
-        return dict(row) if row else None
+        if row is None:
+            return None
+        out = dict(row)
+        since = out.pop("crawls_since")
+        out["log_expired"] = since is not None and since >= self.logs_kept
+        if out["log_expired"]:
+            out["log_url"] = None
+        return out
 
     def job_row(self, job_id: uuid.UUID, tenant: str | None = None) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -277,14 +293,13 @@ class Store:
     # ---------------------------------------------------------------- cancel
     def cancel_job(self, job_id: uuid.UUID, tenant: str | None = None) -> tuple[str, dict[str, Any] | None]:
         """('cancelled'|'final'|'missing', job row). Only pending/running jobs of `tenant` are cancelled."""
-        now = utcnow()
         with self.engine.begin() as conn:
-            res = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE), *_mine(jobs, tenant))
-                               .values(status=JobStatus.CANCELLED, finished_at=now, error="cancelled by request"))
+            row = conn.execute(select(jobs.c.id).where(jobs.c.id == job_id, *_mine(jobs, tenant))).first()
+            changed = lifecycle.cancel(conn, job_id=job_id) if row is not None else 0
             row = conn.execute(select(jobs).where(jobs.c.id == job_id, *_mine(jobs, tenant))).mappings().first()
         if row is None:
             return "missing", None
-        return ("cancelled" if res.rowcount else "final"), dict(row)
+        return ("cancelled" if changed else "final"), dict(row)
 
     def cancel_batch(self, batch_id: uuid.UUID, tenant: str | None = None) -> tuple[str, int]:
         now = utcnow()
@@ -292,13 +307,12 @@ class Store:
             row = conn.execute(select(batches.c.status).where(batches.c.id == batch_id, *_mine(batches, tenant))).first()
             if row is None:
                 return "missing", 0
-            res = conn.execute(update(jobs).where(jobs.c.batch_id == batch_id, jobs.c.status.in_(ACTIVE))
-                               .values(status=JobStatus.CANCELLED, finished_at=now, error="batch cancelled by request"))
-            if _status_value(row[0]) in (BatchStatus.COMPLETE.value, BatchStatus.CANCELLED.value) and not res.rowcount:
+            changed = lifecycle.cancel(conn, batch_id=batch_id, reason="batch cancelled by request")
+            if _status_value(row[0]) in (BatchStatus.COMPLETE.value, BatchStatus.CANCELLED.value) and not changed:
                 return "final", 0
             conn.execute(update(batches).where(batches.c.id == batch_id)
                          .values(status=BatchStatus.CANCELLED, finished_at=now))
-        return "cancelled", res.rowcount
+        return "cancelled", changed
 
     def crawls_of_batch(self, batch_id: uuid.UUID) -> list[tuple[str, str]]:
         with self.engine.connect() as conn:

@@ -20,6 +20,12 @@ Everything stays on 127.0.0.1:
    threads in 2 processes hammering GET /api/v1/status/{random job} for `--duration` seconds:
    requests/s and p50/p99 latency.
 
+5. **nodes** (`--nodes N`): the batch of step 2 once with 1 scrapyd node and once with N local nodes
+   (`--crawls` is the total of crawls at once, shared out over the nodes), domains/min for each and the
+   dispatcher's overhead per crawl (claim transaction + schedule.json, from its "dispatched crawl"
+   log lines); then the queue and dispatch cost per domain measured directly on PostgreSQL at 1,000
+   and 10,000 queued domains (`Store.create_batch`, then `Dispatcher.claim` until the queue is empty).
+
 Figures are printed, never asserted. Goals (issue 3): >= 3,000 domains/min; status >= 1,000 req/s at
 p99 <= 50 ms. Run `python bench/bench_batch.py --help` for the options.
 """
@@ -89,7 +95,7 @@ def serve_sites(hosts: list[str], port_q: mp.Queue, stop: mp.Event, mix: str = "
 
 
 def start_service(tmp: Path, db_url: str, proxy: str | None, *, scrapyd: bool, workers: int,
-                  extra: dict[str, str]) -> tuple[subprocess.Popen, str, dict[str, str]]:
+                  extra: dict[str, str], more_nodes: list[str] = ()) -> tuple[subprocess.Popen, str, dict[str, str]]:
     """Start `python -m api`; returns (process, base URL, headers with a new API key of a normal tenant).
     The per-key request rate limit is off: the bench measures throughput."""
     from api.auth import create_key
@@ -99,9 +105,9 @@ def start_service(tmp: Path, db_url: str, proxy: str | None, *, scrapyd: bool, w
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / ".scrapyd.conf").write_text(f"[scrapyd]\ndbs_dir = {tmp / 'dbs'}\nlogs_dir = {tmp / 'logs'}\n")
-    port = free_port()
+    port, sport = free_port(), free_port()
     env = {**os.environ, "HOME": str(home), "DATABASE_URL": db_url, "API_PORT": str(port),
-           "API_WORKERS": str(workers), "SCRAPYD_HTTP_PORT": str(free_port()),
+           "API_WORKERS": str(workers), "SCRAPYD_HTTP_PORT": str(sport),
            "SCRAPYD_LOGFILE": str(tmp / "scrapyd.log"), "API_START_SCRAPYD": "1" if scrapyd else "0",
            "API_RATE_LIMIT": "off", **extra}
     if proxy:
@@ -109,6 +115,8 @@ def start_service(tmp: Path, db_url: str, proxy: str | None, *, scrapyd: bool, w
         env.update(no_proxy="", NO_PROXY="")
     if not scrapyd:
         env.update(API_RUN_DISPATCHER="0", SCRAPYD_URL=f"http://127.0.0.1:{free_port()}")
+    elif more_nodes:
+        env["SCRAPYD_URL"] = ",".join([f"http://127.0.0.1:{sport}", *more_nodes])
     out = open(tmp / "service.out", "wb")
     proc = subprocess.Popen([PY, "-m", "api"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -141,17 +149,26 @@ def stop_service(proc: subprocess.Popen) -> None:
             pass
 
 
-def run_batch(hosts: list[str], proxy: str, tmp: Path, args) -> dict:
+def run_batch(hosts: list[str], proxy: str, tmp: Path, args, nodes: int = 1) -> dict:
     import requests
     from sqlalchemy import create_engine, text
 
+    from tests.api_fixtures import ScrapydProcess
+
     db_url = create_pg_database()
+    per_node = max(1, args.crawls // nodes) if nodes > 1 else args.crawls
     extra = {"DISPATCH_INTERVAL": "0.5", "CRAWL_MAX_DOMAINS": str(args.crawl_max),
-             "MAX_CRAWLS_PER_NODE": str(args.crawls)}
+             "MAX_CRAWLS_PER_NODE": str(per_node)}
     from pipelines.db import get_engine
 
     get_engine(db_url)  # schema before the clock starts
-    proc, base, headers = start_service(tmp / "batch", db_url, proxy, scrapyd=True, workers=2, extra=extra)
+    proxy_env = {k: proxy for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")}
+    others = [ScrapydProcess(tmp / f"batch-{nodes}" / f"node{i}", {**proxy_env, "no_proxy": "", "NO_PROXY": "",
+                                                                 "DATABASE_URL": db_url}, poll_interval=1.0).start()
+              for i in range(1, nodes)]
+    workdir = tmp / f"batch-{nodes}"
+    proc, base, headers = start_service(workdir, db_url, proxy, scrapyd=True, workers=2, extra=extra,
+                               more_nodes=[o.url for o in others])
     s = requests.Session()
     s.trust_env = False
     s.headers.update(headers)
@@ -189,12 +206,53 @@ def run_batch(hosts: list[str], proxy: str, tmp: Path, args) -> dict:
             else (row.status, row.outcome) != ("failed", "unreachable") or not row.error)]
         for row in wrong[:5]:
             print(f"  wrong: {row}", flush=True)
+        import re
+
+        overhead = [float(m) for m in re.findall(r"dispatched crawl \S+ to \S+: \d+ jobs in ([\d.]+) ms",
+                                                  (workdir / "service.out").read_text(errors="replace"))]
         return {"seconds": wall, "complete": st["completed_jobs"], "failed": st["failed_jobs"], "pages": pages,
                 "crawls": crawls, "domains_per_min": len(hosts) / wall * 60, "wrong": len(wrong),
-                "outcomes": st.get("outcomes")}
+                "outcomes": st.get("outcomes"), "nodes": nodes, "crawls_per_node": per_node,
+                "dispatch_ms_per_crawl": sum(overhead) / len(overhead) if overhead else None}
     finally:
         stop_service(proc)
+        for o in others:
+            o.stop()
         drop_pg_database(db_url)
+
+
+def run_queue_cost(sizes: list[int]) -> list[dict]:
+    """Queue (create_batch) and dispatch-claim cost per domain at each queue size, no HTTP involved."""
+    from api.config import Config
+    from api.dispatcher import Dispatcher
+    from api.scrapyd_client import ScrapydClient
+    from api.store import Store
+    from pipelines.db import get_engine
+    from pipelines.domains import parse_site
+
+    out = []
+    for n in sizes:
+        db_url = create_pg_database()
+        try:
+            engine = get_engine(db_url)
+            store = Store(engine)
+            node = "http://127.0.0.1:9"  # never called: claim() only builds the log URL
+            config = Config(database_url=db_url, scrapyd_urls=[node], run_dispatcher=False)
+            dispatcher = Dispatcher(store, [ScrapydClient(node)], config)
+            sites = [parse_site(f"q{i:06}.test", strict=True) for i in range(n)]
+            t0 = time.perf_counter()
+            store.create_batch(sites, {})
+            queued = time.perf_counter() - t0
+            claims = 0
+            t0 = time.perf_counter()
+            while dispatcher.claim(node, free_slots=config.max_crawls_per_node) is not None:
+                claims += 1
+            claimed = time.perf_counter() - t0
+            out.append({"queued": n, "queue_us_per_domain": queued / n * 1e6, "claims": claims,
+                        "claim_ms_per_crawl": claimed / claims * 1000, "claim_us_per_domain": claimed / n * 1e6})
+        finally:
+            drop_pg_database(db_url)
+    return out
 
 
 def _usp_one(host: str) -> int:
@@ -311,7 +369,10 @@ def main() -> int:
     ap.add_argument("--domains", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=16, help="usp thread pool (default 16)")
     ap.add_argument("--crawl-max", type=int, default=250, help="domains per scrapyd job at most (CRAWL_MAX_DOMAINS)")
-    ap.add_argument("--crawls", type=int, default=4, help="scrapyd jobs at once (MAX_CRAWLS_PER_NODE)")
+    ap.add_argument("--crawls", type=int, default=4,
+                    help="scrapyd jobs at once (MAX_CRAWLS_PER_NODE; with --nodes N, the total over the nodes)")
+    ap.add_argument("--nodes", type=int, default=0,
+                    help="also run the batch over N local scrapyd nodes beside 1, and measure the queue cost")
     ap.add_argument("--status-jobs", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=16, help="client threads for the status load (2 processes)")
     ap.add_argument("--load-workers", type=int, default=2, help="gunicorn workers for the status load")
@@ -343,6 +404,24 @@ def main() -> int:
                   f"{b['domains_per_min']:,.0f} domains/min ({b['complete']} complete, {b['failed']} failed, "
                   f"outcomes {b['outcomes']}, {b['wrong']} with a wrong outcome, {b['pages']:,} pages in PostgreSQL "
                   f"(expected {live * 100:,}), {b['crawls']} scrapyd jobs)", flush=True)
+        if args.nodes > 1:
+            multi = figures[f"scrapersky_{args.nodes}_nodes"] = run_batch(hosts, proxy, tmp, args, nodes=args.nodes)
+            ok &= multi["wrong"] == 0 and multi["pages"] == live * 100
+            for fig in (figures.get("scrapersky"), multi):
+                if fig:
+                    print(f"  {fig['nodes']} node(s) x {fig['crawls_per_node']} crawls: {fig['domains_per_min']:,.0f} "
+                          f"domains/min, {fig['complete']} complete, {fig['pages']:,} pages, dispatcher overhead "
+                          f"{fig['dispatch_ms_per_crawl'] or float('nan'):.1f} ms per crawl ({fig['crawls']} crawls)",
+                          flush=True)
+            if figures.get("scrapersky"):
+                slower = 1 - multi["domains_per_min"] / figures["scrapersky"]["domains_per_min"]
+                figures["nodes_slowdown"] = slower
+                print(f"{args.nodes} nodes vs 1: {slower * 100:+.1f} % slower (goal: <= 10 %)", flush=True)
+            costs = figures["queue_cost"] = run_queue_cost([1_000, 10_000])
+            for c in costs:
+                print(f"  queue {c['queued']:>6,} domains: enqueue {c['queue_us_per_domain']:.0f} us/domain, "
+                      f"{c['claims']} claims of {c['claim_ms_per_crawl']:.1f} ms = {c['claim_us_per_domain']:.0f} "
+                      f"us/domain", flush=True)
         if not args.skip_usp:
             u = figures["usp"] = run_usp(hosts, proxy, args.threads)
             ok &= u["ok"] == sum(1 for i in range(args.domains) if kind_of(i, args.mix) != "dead")

@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -112,6 +113,9 @@ class Job(Base):
         Index("ix_jobs_domain_created", "domain", "created_at"),
         # added by migration 0004 (scan snapshots): a domain's scans in time order (pipelines.scans)
         Index("ix_jobs_domain_finished", "domain_id", "finished_at"),
+        # added by migration 0005: the dispatcher's queue (pending, not claimed by a crawl)
+        Index("ix_jobs_waiting", "created_at", "id", postgresql_where=text("status = 'pending' AND scrapyd_jobid IS NULL"),
+              sqlite_where=text("status = 'pending' AND scrapyd_jobid IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -146,6 +150,19 @@ class Job(Base):
     # Added by migration 0004: when this scan's snapshot (its pages and sitemaps rows) was deleted by
     # the retention setting SCRAPERSKY_KEEP_SCANS (pipelines.scans.prune); its counts stay.
     pruned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Crawl(Base):
+    """One scrapyd crawl the dispatcher scheduled (added by migration 0005). `node_seq` numbers the
+    crawls of a node, so the API knows when scrapyd (`jobs_to_keep`) has deleted a crawl's log."""
+
+    __tablename__ = "crawls"
+    __table_args__ = (Index("ix_crawls_node_seq", "node", "node_seq"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255))
+    node_seq: Mapped[int] = mapped_column(Integer)
+    dispatched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Domain(Base):

@@ -15,7 +15,9 @@ trying for as long again to record that; jobs it still cannot record stay `runni
 reconciler deals with them when the database is back. `scrapy crawl` then exits 1.
 
 When the crawl ends — finished, Ctrl-C or SIGTERM — jobs it carried that have not ended are marked
-`failed` with the reason, so none stays `running` after the process is gone.
+`failed` (`interrupted`) with the reason, so none stays `running` after the process is gone; under
+scrapyd they are left to the dispatcher instead, which puts them back in the queue
+(`pipelines.lifecycle`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from pipelines import scans, store
+from pipelines import lifecycle, scans, store
 from pipelines.db import database_url, get_engine, redact_url
 from pipelines.status import JobStatus, Outcome
 
@@ -295,8 +297,8 @@ class DatabasePipeline:
         self.domain_ids[item.job_id] = domain_id
         batch = uuid.UUID(item.batch_id) if item.batch_id else None
         if not store.start_job(conn, uuid.UUID(item.job_id), item.domain, domain_id, batch, item.options,
-                               item.started_at):
-            logger.info("job %s is already final; its results are still stored", item.job_id)
+                               item.started_at, self._crawl_id()):
+            logger.info("job %s is final or carried by another crawl; its results are still stored", item.job_id)
 
     def _home_page(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
@@ -324,13 +326,17 @@ class DatabasePipeline:
 
     def _job_finished(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
-        outcome = Outcome(item.outcome) if item.outcome else None
-        status, error = JobStatus(item.status), item.error
+        error = item.error
+        outcome = lifecycle.outcome_of(item.status, item.outcome, error, item.stats)
         if item.job_id in self.job_errors:
-            status, outcome, error = JobStatus.FAILED, Outcome.DATABASE, self.job_errors[item.job_id]
-        store.finish_job(conn, uuid.UUID(item.job_id), domain_id, status, error, item.finished_at, item.stats,
-                         outcome=outcome, origin=item.origin, keep_scans=self.keep_scans)
+            outcome, error = Outcome.DATABASE, self.job_errors[item.job_id]
+        store.finish_job(conn, uuid.UUID(item.job_id), domain_id, outcome, error, item.finished_at, item.stats,
+                         item.origin, keep_scans=self.keep_scans)
         self.finished.add(item.job_id)
+
+    def _crawl_id(self) -> str | None:
+        """The scrapyd job id of this crawl (scrapyd passes it as the `_job` spider argument)."""
+        return getattr(getattr(self.crawler, "spider", None), "_job", None)
 
     _handlers: dict[str, Callable[[DatabasePipeline, Any, Any], None]] = {
         "JobStarted": _job_started,

@@ -21,15 +21,13 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from pipelines import scans
-from pipelines.models import Domain, Job, Page, Sitemap
-from pipelines.status import ACTIVE_JOB_STATUSES, JobStatus, Outcome
+from pipelines import lifecycle, scans
+from pipelines.models import Domain, Page, Sitemap
+from pipelines.status import JobStatus, Outcome
 
 _pages = Page.__table__
 _sitemaps = Sitemap.__table__
 _domains = Domain.__table__
-_jobs = Job.__table__
-_ACTIVE = [s.value for s in ACTIVE_JOB_STATUSES]
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -55,10 +53,7 @@ def _statements(conn: Connection) -> dict[str, Any]:
         built = _BUILT[conn.dialect.name] = {
             "domain": domain.returning(_domains.c.id),
             "sitemap": sitemap.returning(_sitemaps.c.id),
-            "job": _insert(conn, _jobs).on_conflict_do_nothing(index_elements=["id"]),
             "pages": sqlite.insert(_pages).on_conflict_do_nothing(index_elements=["job_id", "url"]),
-            "job_running": update(_jobs).where(_jobs.c.id == bindparam("p_job"), _jobs.c.status.in_(_ACTIVE)).values(
-                status=JobStatus.RUNNING, started_at=bindparam("p_started"), domain_id=bindparam("p_domain")),
             "home": update(_domains).where(_domains.c.id == bindparam("p_domain")).values(
                 {name: bindparam(f"p_{name}", type_=_domains.c[name].type) for name in _HOME_COLUMNS}),
         }
@@ -70,20 +65,13 @@ def ensure_domain(conn: Connection, name: str) -> int:
 
 
 def start_job(conn: Connection, job_id: uuid.UUID, domain: str, domain_id: int, batch_id: uuid.UUID | None,
-              options: dict[str, Any], started_at: dt.datetime) -> bool:
+              options: dict[str, Any], started_at: dt.datetime, crawl_id: str | None = None) -> bool:
     """Mark the job running (creating its row when the crawl was started by hand). False when the job
-    is already final (e.g. cancelled before its crawl reached it)."""
-    statements = _statements(conn)
-    if conn.execute(statements["job_running"], {"p_job": job_id, "p_started": started_at,
-                                                "p_domain": domain_id}).rowcount:
+    is not this crawl's to start (final, e.g. cancelled before its crawl reached it, or handed to
+    another crawl)."""
+    if lifecycle.start(conn, job_id, domain_id, started_at, crawl_id):
         return True
-    if conn.execute(select(_jobs.c.id).where(_jobs.c.id == job_id)).first():
-        return False
-    conn.execute(statements["job"], {
-        "id": job_id, "domain": domain, "domain_id": domain_id, "batch_id": batch_id, "options": options,
-        "status": JobStatus.RUNNING, "created_at": started_at, "started_at": started_at, "sitemaps_found": 0,
-        "sitemaps_failed": 0, "urls_found": 0, "new_urls": 0, "removed_urls": 0, "bytes_downloaded": 0})
-    return True
+    return lifecycle.create_running(conn, job_id, domain, domain_id, batch_id, options, started_at)
 
 
 def save_home_page(conn: Connection, domain_id: int, url: str, metadata: dict[str, Any]) -> None:
@@ -165,34 +153,33 @@ def _page_csv(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int, 
     return buf
 
 
-def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, status: JobStatus, error: str | None,
-               finished_at: dt.datetime, stats: dict[str, Any], outcome: Outcome | None = None,
-               origin: str | None = None, keep_scans: int = 0) -> None:
-    """Close the job with its stats and outcome; on success also refresh the domain's summary and apply
-    the retention setting (`keep_scans`, see `pipelines.scans`). URL counts come from the scan's
-    snapshot: found = its pages, new / removed = set differences with the domain's previous complete scan."""
+def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, outcome: Outcome, error: str | None,
+               finished_at: dt.datetime, stats: dict[str, Any], origin: str | None = None,
+               keep_scans: int = 0) -> bool:
+    """Close the job with its stats (`lifecycle.finish`); on success also refresh the domain's summary
+    and apply the retention setting (`keep_scans`, see `pipelines.scans`). URL counts come from the
+    scan's snapshot: found = its pages, new / removed = set differences with the domain's previous
+    complete scan."""
     counts = {"urls_found": 0, "new_urls": 0, "removed_urls": 0}
     if domain_id is not None:
         previous = scans.previous_complete_scan(conn, job_id)
         counts = scans.counts(conn, job_id, previous["id"] if previous else None)
     known = {k: v for k, v in stats.items() if k in ("sitemaps_found", "sitemaps_failed", "bytes_downloaded",
                                                       "duration_seconds")}
-    changed = conn.execute(update(Job).where(Job.id == job_id, Job.status.in_(_ACTIVE)).values(
-        status=status, outcome=outcome, origin=origin, error=error, finished_at=finished_at, **counts, **known)).rowcount
-    if changed and status is JobStatus.COMPLETE and domain_id is not None:
+    if origin is not None:
+        known["origin"] = origin
+    changed = lifecycle.finish(conn, job_id, outcome, error, finished_at, **counts, **known)
+    if changed and outcome.status is JobStatus.COMPLETE and domain_id is not None:
         conn.execute(update(Domain).where(Domain.id == domain_id).values(
             last_job_id=job_id, last_scan_at=finished_at, url_count=counts["urls_found"],
             sitemap_count=stats.get("sitemaps_found", 0),
             first_scan_at=func.coalesce(Domain.first_scan_at, finished_at)))
         scans.prune(conn, domain_id, keep_scans, finished_at)
+    return changed
 
 
 def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str, finished_at: dt.datetime,
                     outcome: Outcome = Outcome.INTERRUPTED) -> int:
-    """Jobs of an ending crawl that are still pending/running become failed with `outcome` and `reason`."""
-    ids = list(job_ids)
-    total = 0
-    for start in range(0, len(ids), 500):
-        total += conn.execute(update(Job).where(Job.id.in_(ids[start:start + 500]), Job.status.in_(_ACTIVE)).values(
-            status=JobStatus.FAILED, outcome=outcome, error=reason, finished_at=finished_at)).rowcount
-    return total
+    """Jobs of an ending crawl that are still pending/running become failed with `outcome` and `reason`;
+    jobs a scrapyd crawl carries are left to the dispatcher, which requeues them."""
+    return lifecycle.fail(conn, list(job_ids), outcome, reason, finished_at, unclaimed_only=True)

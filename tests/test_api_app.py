@@ -79,7 +79,7 @@ def test_scan_is_stored_before_202_and_status_reads_it(api):
     assert s["job_id"] == str(job_id) and s["status"] == "pending" and s["progress"] == 0.0
     assert set(s) >= {"domain", "created_at", "started_at", "finished_at", "error", "result", "metadata", "scrapyd"}
     assert set(s["result"]) >= {"sitemaps_found", "sitemaps_failed", "urls_found", "new_urls", "removed_urls"}
-    assert s["scrapyd"] == {"node": None, "jobid": None, "log_url": None}
+    assert s["scrapyd"] == {"node": None, "jobid": None, "log_url": None, "log_expired": False}
 
 
 @pytest.mark.parametrize("body,ctype,status", [

@@ -224,23 +224,49 @@ def test_cancel_batch_cancels_its_crawl(env):
     assert s["status"] == "cancelled" and s["jobs"][0]["status"] == "cancelled"
 
 
-def test_killed_crawl_process_fails_its_jobs_with_a_reason(env):
+def test_killed_crawl_is_retried_in_a_new_crawl_then_fails_crawl_lost(env):
     env.sites.sites["slow4.test"] = SlowSite(60)
-    app, c = env.client()
+    app, c = env.client(max_dispatch_attempts=2)
     job = c.simulate_post(f"{API}/scrapersky", json={"base_url": "slow4.test"}).json
-    s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] == "running" and x,
-                      what="job running")
-    crawl = s["scrapyd"]["jobid"]
     import psutil
 
-    victims = [p for p in psutil.Process(env.scrapyd.proc.pid).children(recursive=True)
-               if any(crawl in a for a in p.cmdline())]
-    assert victims
-    for p in victims:
-        os.kill(p.pid, signal.SIGKILL)
-    s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] != "running" and x,
-                      what="job to be reconciled")
-    assert s["status"] == "failed" and "crawl process ended" in s["error"] and crawl in s["error"]
+    crawls: list[str] = []
+    for attempt in (1, 2):
+        s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] == "running"
+                          and x["scrapyd"]["jobid"] not in crawls and x, what=f"attempt {attempt} running")
+        assert s["attempts"] == attempt
+        crawls.append(s["scrapyd"]["jobid"])
+        victims = [p for p in psutil.Process(env.scrapyd.proc.pid).children(recursive=True)
+                   if any(crawls[-1] in a for a in p.cmdline())]
+        assert victims
+        for p in victims:
+            os.kill(p.pid, signal.SIGKILL)
+    s = env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"] == "failed" and x,
+                      what="job to fail after its last attempt")
+    assert s["outcome"] == "crawl_lost" and s["attempts"] == 2
+    assert "crawl process ended" in s["error"] and crawls[-1] in s["error"] and "after 2 attempts" in s["error"]
+
+
+def test_log_links_say_when_scrapyd_has_deleted_the_log(env):
+    node = ScrapydProcess(env.tmp / "keep-two-logs", {**env.sites.proxy_env(), "DATABASE_URL": env.db_url})
+    with open(node.home / ".scrapyd.conf", "a") as conf:
+        conf.write("jobs_to_keep = 2\n")
+    node.start()
+    try:
+        app, c = env.client(node.url, scrapyd_jobs_to_keep=2)
+        views = []
+        for i in range(4):  # four crawls one after the other on a node that keeps two logs
+            env.add_site(f"keep{i}.test", 5)
+            job = c.simulate_post(f"{API}/scrapersky", json={"base_url": f"keep{i}.test"}).json
+            views.append(env.run_until(app, lambda: (x := c.simulate_get(job["status_url"]).json)["status"]
+                                       == "complete" and x, what=f"crawl {i}"))
+        first = c.simulate_get(views[0]["links"]["status"]).json["scrapyd"]
+        last = c.simulate_get(views[-1]["links"]["status"]).json["scrapyd"]
+        assert requests.get(views[0]["scrapyd"]["log_url"], timeout=5).status_code == 404  # scrapyd deleted it
+        assert first["log_expired"] is True and first["log_url"] is None  # and the API no longer links it
+        assert last["log_expired"] is False and requests.get(last["log_url"], timeout=5).status_code == 200
+    finally:
+        node.stop()
 
 
 def test_three_spellings_of_one_site_packed_in_one_crawl_all_finish(env):

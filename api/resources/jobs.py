@@ -35,7 +35,9 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
+        "outcome": getattr(row.get("outcome"), "value", row.get("outcome")),
         "error": row["error"],
+        "attempts": row.get("dispatch_attempts", 0),
         "progress": progress,
         "options": row["options"] or {},
         "result": {
@@ -49,7 +51,7 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
         },
         "metadata": metadata,
         "scrapyd": {"node": redact_url(row["scrapyd_node"]), "jobid": row["scrapyd_jobid"],
-                    "log_url": redact_url(row["log_url"])},
+                    "log_url": redact_url(row["log_url"]), "log_expired": row.get("log_expired", False)},
         "links": {
             "status": f"{API}/status/{row['id']}",
             "urls": f"{API}/jobs/{row['id']}/urls",
