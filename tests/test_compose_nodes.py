@@ -14,16 +14,19 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_three_node_override_is_valid_and_wired_to_the_api():
+def test_three_node_override_is_valid_and_wired_to_the_api(tmp_path):
     yaml = pytest.importorskip("yaml")
     exe = shutil.which("docker-compose")
     if exe is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("docker-compose not installed (apt-get install docker-compose)")
         pytest.skip("docker-compose not installed (apt-get install docker-compose)")
-    out = subprocess.run([exe, "-f", "docker-compose.yml", "-f", "docker-compose.nodes.yml", "config"], cwd=REPO,
-                         env={"PATH": "/usr/bin:/bin", "SCRAPYD_PASSWORD": "s3cret"}, capture_output=True,
-                         text=True, timeout=60)
+    # an empty --env-file: a local .env (./dev run writes one) must not change the result
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    out = subprocess.run([exe, "--env-file", str(empty), "-f", "docker-compose.yml", "-f", "docker-compose.nodes.yml",
+                          "config"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "SCRAPYD_PASSWORD": "s3cret", "POSTGRES_PASSWORD": "pg-s3cret"})
     assert out.returncode == 0, out.stderr
     services = yaml.safe_load(out.stdout)["services"]
     nodes = ["scrapyd", "scrapyd2", "scrapyd3"]

@@ -9,7 +9,9 @@ peak memory is measured. Expectations and contract choices: see the top of tests
 from __future__ import annotations
 
 import collections
+import csv
 import contextlib
+import json
 import math
 import uuid
 from collections.abc import Iterator
@@ -382,7 +384,7 @@ def test_rescans_keep_each_scan_as_it_was(site_server, run_crawl, db_url):
         assert maps == {j1: {"/index.xml", "/a.xml", "/b.xml"}, j2: {"/index.xml", "/a.xml", "/c.xml"},
                         j3: {"/index.xml", "/a.xml", "/c.xml"}}
 
-        _, client = make_client(make_config(db_url, f"http://127.0.0.1:{free_port()}"))
+        _, client = make_client(make_config(db_url, f"http://127.0.0.1:{free_port()}"), admin=True)  # CLI jobs
         for job_id in jobs[:3]:
             status = client.simulate_get(f"/api/v1/status/{job_id}").json
             listed = api_url_lists(client, job_id)

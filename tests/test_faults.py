@@ -144,8 +144,8 @@ class Batch:
                 pages = conn.execute(select(func.count()).select_from(Page)).scalar_one()
                 distinct = conn.execute(text("SELECT count(*) FROM (SELECT DISTINCT domain_id, url FROM pages) d"))\
                     .scalar_one()
-                per_job = dict(conn.execute(select(Page.last_seen_job_id, func.count())
-                                            .group_by(Page.last_seen_job_id)).all())
+                per_job = dict(conn.execute(select(Page.job_id, func.count())
+                                            .group_by(Page.job_id)).all())
         finally:
             engine.dispose()
         bad = [(j.domain, getattr(j.status, "value", j.status), j.error) for j in jobs

@@ -124,7 +124,7 @@ def test_rerun_of_a_job_never_duplicates_its_pages(site_server, run_crawl, db_ur
     assert job(engine, uuid.UUID(job_id)).finished_at == again.finished_at > first.finished_at
     with engine.connect() as conn:
         pages = conn.execute(select(func.count(), func.count(func.distinct(Page.url)))
-                             .where(Page.last_seen_job_id == uuid.UUID(job_id))).one()
+                             .where(Page.job_id == uuid.UUID(job_id))).one()
         total = conn.execute(select(func.count()).select_from(Page)).scalar_one()
     assert tuple(pages) == (250, 250) and total == 250
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from pipelines import scans, store
 from pipelines.db import get_engine, make_engine, migrations_dir
 from pipelines.models import Job, Page, Sitemap
-from pipelines.status import JobStatus
+from pipelines.status import Outcome
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -31,7 +31,7 @@ def sitemap_fields(url: str) -> dict:
 
 
 def scan(engine, domain: str, urls: list[str], start: dt.datetime, end: dt.datetime | None,
-         status: JobStatus = JobStatus.COMPLETE, keep: int = 0) -> uuid.UUID:
+         outcome: Outcome = Outcome.OK, keep: int = 0) -> uuid.UUID:
     """One scan as the pipeline stores it; `end=None` leaves it running."""
     job_id = uuid.uuid4()
     with engine.begin() as conn:
@@ -40,7 +40,7 @@ def scan(engine, domain: str, urls: list[str], start: dt.datetime, end: dt.datet
         sitemap_id = store.upsert_sitemap(conn, domain_id, job_id, sitemap_fields(f"http://{domain}/s.xml"))
         store.insert_pages(conn, domain_id, sitemap_id, job_id, [page(u) for u in urls])
         if end is not None:
-            store.finish_job(conn, job_id, domain_id, status, None, end, {"sitemaps_found": 1}, keep_scans=keep)
+            store.finish_job(conn, job_id, domain_id, outcome, None, end, {"sitemaps_found": 1}, keep_scans=keep)
     return job_id
 
 
@@ -65,7 +65,7 @@ def test_a_url_is_stored_once_per_scan_and_a_rerun_never_duplicates(db_url):
         store.insert_pages(conn, domain_id, second, job_id, [page(b, 0.5)])  # b also in sitemap 2
     with engine.begin() as conn:  # the same job id stored again (a re-run after a crash)
         store.insert_pages(conn, domain_id, first, job_id, [page(a), page(b)])
-        store.finish_job(conn, job_id, domain_id, JobStatus.COMPLETE, None, T0 + dt.timedelta(minutes=1), {})
+        store.finish_job(conn, job_id, domain_id, Outcome.OK, None, T0 + dt.timedelta(minutes=1), {})
     with engine.connect() as conn:
         rows = conn.execute(select(Page.url, Page.sitemap_id).where(Page.job_id == job_id)).all()
         sitemaps = conn.execute(select(Sitemap.url, Sitemap.url_count).where(Sitemap.job_id == job_id)).all()
@@ -79,14 +79,14 @@ def test_previous_complete_scan_is_one_definition(db_url):
     minute = dt.timedelta(minutes=1)
     old = scan(engine, "prev.test", ["http://prev.test/1", "http://prev.test/2"], T0, T0 + minute)
     scan(engine, "other.test", ["http://other.test/1"], T0 + 2 * minute, T0 + 3 * minute)  # another domain
-    failed = scan(engine, "prev.test", [], T0 + 4 * minute, T0 + 5 * minute, JobStatus.FAILED)
+    failed = scan(engine, "prev.test", [], T0 + 4 * minute, T0 + 5 * minute, Outcome.UNREACHABLE)
     # a scan still running when the next one starts is not the next one's previous scan
     overlapping = scan(engine, "prev.test", ["http://prev.test/1"], T0 + 6 * minute, None)
     latest = scan(engine, "prev.test", ["http://prev.test/2", "http://prev.test/3"], T0 + 7 * minute, None)
     with engine.begin() as conn:
         domain_id = store.ensure_domain(conn, "prev.test")
-        store.finish_job(conn, overlapping, domain_id, JobStatus.COMPLETE, None, T0 + 8 * minute, {})
-        store.finish_job(conn, latest, domain_id, JobStatus.COMPLETE, None, T0 + 9 * minute, {})
+        store.finish_job(conn, overlapping, domain_id, Outcome.OK, None, T0 + 8 * minute, {})
+        store.finish_job(conn, latest, domain_id, Outcome.OK, None, T0 + 9 * minute, {})
     with engine.connect() as conn:
         assert scans.previous_complete_scan(conn, latest)["id"] == old
         assert scans.previous_complete_scan(conn, overlapping)["id"] == old
@@ -102,7 +102,7 @@ def test_retention_keeps_the_newest_complete_scans(db_url):
     hour = dt.timedelta(hours=1)
     urls = ["http://keep.test/1"]
     s1 = scan(engine, "keep.test", urls, T0, T0 + hour, keep=2)
-    failed = scan(engine, "keep.test", urls, T0 + 2 * hour, T0 + 3 * hour, JobStatus.FAILED, keep=2)
+    failed = scan(engine, "keep.test", urls, T0 + 2 * hour, T0 + 3 * hour, Outcome.UNREACHABLE, keep=2)
     s2 = scan(engine, "keep.test", urls, T0 + 4 * hour, T0 + 5 * hour, keep=2)
     other = scan(engine, "keep2.test", urls, T0, T0 + hour, keep=2)
     with engine.connect() as conn:
