@@ -90,15 +90,15 @@ class Console:
             raise falcon.HTTPSeeOther(f"{PREFIX}/login?{urlencode({'next': target})}")
         return current
 
-    def render(self, resp: falcon.Response, name: str, status: str = falcon.HTTP_200,
+    def render(self, resp: falcon.Response, template: str, code: str = falcon.HTTP_200,
                sess: session.Session | None = None, **context: Any) -> None:
-        resp.status = status
+        resp.status = code
         resp.content_type = falcon.MEDIA_HTML
         resp.set_header("Cache-Control", "no-store")
         resp.set_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
         resp.set_header("X-Frame-Options", "DENY")
         resp.set_header("Referrer-Policy", "same-origin")
-        resp.text = self.env.get_template(name).render(
+        resp.text = self.env.get_template(template).render(
             user=sess.key if sess else None, csrf=session.csrf_token(self.store, sess.nonce) if sess else "",
             **context)
 
@@ -294,6 +294,8 @@ class NewBatch(Page):
             result = submit_batch(self.c.store, self.c.config, self.c.quotas, self.c.dispatcher, items, max_pages,
                                   sess.key.tenant, sess.key.is_admin)
         except ApiError as exc:
+            if exc.headers:
+                resp.set_headers(exc.headers)
             return again(exc.status, exc.description, (exc.extra or {}).get("rejected", []))
         target = f"{PREFIX}/batches/{result['batch_id']}"
         if result["rejected"] or result["duplicates"]:
