@@ -250,7 +250,8 @@ def parse_upload(filename: str, data: bytes) -> list[str]:
 
 
 def split_domains(text: str) -> list[str]:
-    return [t for t in re.split(r"[\s,;]+", text) if t]
+    """One input a line (or separated by commas, semicolons or tabs); a line with spaces stays one input."""
+    return [t.strip() for t in re.split(r"[\r\n,;\t]+", text) if t.strip()]
 
 
 class NewBatch(Page):
