@@ -122,7 +122,7 @@ def test_console_end_to_end_in_chromium(service, browser):
 
     # new batch: three sites and one input the API's parser rejects
     page.get_by_role("link", name="New batch").first.click()
-    page.get_by_label("Domains or URLs").fill("\n".join(hosts) + "\nnot a domain!")
+    page.get_by_label("Domains or URLs").fill("\n".join(hosts) + "\nnot a domain!\nmissing-shop.test")
     page.get_by_label("Max pages per domain").fill("1000")
     shot(page, "02-new-batch")
     page.get_by_role("button", name="Start batch").click()
@@ -133,12 +133,21 @@ def test_console_end_to_end_in_chromium(service, browser):
     # the progress bar reaches 100 % by itself (the page's script re-fetches it while the batch runs)
     page.wait_for_selector('#live [role=progressbar][aria-valuenow="100"]', timeout=180_000)
     assert page.locator("#batch-status").inner_text() == "complete"
+    assert page.get_by_role("button", name="Cancel batch").count() == 0  # refreshed with the rest
+    bar = page.locator("#live [role=progressbar]")
+    width = bar.bounding_box()["width"]
+    ok, failed = (bar.locator(f"rect.{k}").bounding_box()["width"] for k in ("ok", "failed"))
+    assert abs(ok - width * 3 / 4) < 2 and abs(failed - width / 4) < 2  # the failed quarter in its own colour
+    assert page.locator("#jobs tbody tr", has_text="missing-shop.test").locator("td").nth(2).inner_text() == "unreachable"
+    shot(page, "03-batch")
+    page.get_by_label("Status").select_option("complete")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**status=complete**")
     rows = page.locator("#jobs tbody tr")
     assert rows.count() == 3
     assert [rows.nth(i).locator("td").nth(0).inner_text() for i in range(3)] == hosts
     assert {rows.nth(i).locator("td").nth(1).inner_text() for i in range(3)} == {"complete"}
     assert [int(rows.nth(i).locator("td").nth(3).inner_text()) for i in range(3)] == [len(paths[h]) for h in hosts]
-    shot(page, "03-batch")
     page.goto(f"{base}/console/batches")
     listed = page.locator(f'tr[data-batch="{batch_id}"]')
     assert listed.get_attribute("data-status") == "complete"
