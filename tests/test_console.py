@@ -226,3 +226,25 @@ def test_domain_page_tree_histogram_urls_and_changes(app):
     csv_r = b.get(f"/console/jobs/{j2}/urls.csv")
     assert csv_r.status_code == 200 and csv_r.text == key_client(app, key).simulate_get(
         f"{API}/jobs/{j2}/urls", params={"format": "csv"}).text
+
+
+def test_errors_on_console_pages_are_html_pages_and_the_api_stays_json(app, tmp_path):
+    from sqlalchemy import create_engine
+
+    b = Browser(app)
+    b.login(new_key(app, "ivan", tenant="acme"))
+    store = app.scrapersky_store
+    good = store.engine
+    store.engine = create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere")  # a database that is down
+    try:
+        r = b.get("/console/batches/new")
+        assert r.status_code == 503 and r.headers["content-type"].startswith("text/html")
+        assert "Database unavailable" in r.text and "Traceback" not in r.text
+        page = falcon.testing.TestClient(app).simulate_get("/console/login", protocol="http")
+        assert page.status_code == 200  # the login page renders without the database
+    finally:
+        store.engine = good
+    r = b.get("/console/batches?status=bogus")
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html") and "status must be one of" in r.text
+    r = falcon.testing.TestClient(app).simulate_get(f"{API}/batches", params={"status": "bogus"})
+    assert r.status_code == 401 and r.json["title"] == "Unauthorized"

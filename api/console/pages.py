@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import re
 import uuid
 from pathlib import Path
@@ -13,10 +14,11 @@ from urllib.parse import urlencode
 
 import falcon
 import jinja2
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from api.auth import KeyInfo, is_loopback_listener, lookup_key
 from api.console import queries, session
-from api.http import ApiError, decode_cursor, encode_cursor
+from api.http import ApiError, decode_cursor, encode_cursor, handle_db_error, handle_unexpected
 from api.quotas import Quotas
 from api.resources.batch import batch_progress, submit_batch
 from api.resources.results import JobUrlsResource
@@ -25,6 +27,7 @@ from pipelines.domains import DomainError, parse_site
 from pipelines.models import DEFAULT_TENANT
 from pipelines.status import BatchStatus, JobStatus, Outcome
 
+logger = logging.getLogger("api")
 HERE = Path(__file__).resolve().parent
 PREFIX = "/console"
 PAGE = 50
@@ -481,6 +484,22 @@ def add_console(app: falcon.App, store: Store, config, dispatcher=None) -> Conso
     def bad_request(req, resp, exc, params):
         console.render(resp, "error.html", falcon.HTTP_400, sess=None, title="Bad request", message=exc.message)
 
+    def failed(req, resp, exc, params):
+        """Errors on console pages are HTML pages too; the API's stay JSON (api.http)."""
+        if isinstance(exc, (falcon.HTTPError, falcon.HTTPStatus)) or not req.path.startswith(PREFIX + "/"):
+            handler = handle_db_error if isinstance(exc, DBAPIError) else handle_unexpected
+            return handler(req, resp, exc, params)
+        if isinstance(exc, DBAPIError):
+            logger.warning("database error on %s %s: %s", req.method, req.path, str(exc).splitlines()[0])
+            return console.render(resp, "error.html", falcon.HTTP_503, title="Database unavailable",
+                                  message="The database could not be reached; try again in a moment.")
+        logger.exception("unhandled error on %s %s", req.method, req.path)
+        console.render(resp, "error.html", falcon.HTTP_500, title="Something went wrong",
+                       message="An unexpected error occurred; it has been logged.")
+
+    app.add_error_handler(Exception, failed)
+    app.add_error_handler(DBAPIError, failed)
+    app.add_error_handler(OperationalError, failed)
     app.add_error_handler(NotFoundPage, not_found)
     app.add_error_handler(BadRequestPage, bad_request)
     app.add_route("/", RootRedirect(console))
