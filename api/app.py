@@ -10,6 +10,7 @@ import falcon
 
 from api.auth import FIRST_KEY_HINT, AuthMiddleware, active_key_count, auth_off_problem
 from api.config import Config
+from api.console import add_console
 from api.dispatcher import Dispatcher, make_clients
 from api.http import register_error_handlers
 from api.openapi import OpenApiResource, build
@@ -72,6 +73,8 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     app.add_route("/health", HealthResource(store, clients, config.project))
     app.add_route("/health/database", DatabaseHealthResource(store))
     app.add_route(f"{API}/openapi.json", OpenApiResource(build(config.max_batch_domains, config.max_pages_limit)))
+
+    add_console(app, store, config, dispatcher)
 
     app.scrapersky_store = store
     app.scrapersky_dispatcher = dispatcher

@@ -120,6 +120,14 @@ def lookup_key(engine: Engine, key: str) -> KeyInfo | None:
     return KeyInfo(row.name, row.tenant, bool(row.is_admin))
 
 
+def active_key(engine: Engine, name: str) -> KeyInfo | None:
+    """The key named `name` unless it is revoked (the console's session names its key, never holds it)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(api_keys.c.name, api_keys.c.tenant, api_keys.c.is_admin)
+                           .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))).first()
+    return KeyInfo(row.name, row.tenant, bool(row.is_admin)) if row else None
+
+
 # ------------------------------------------------------------------------------------------ startup rules
 def is_loopback(host: str) -> bool:
     host = (host or "").strip().strip("[]")

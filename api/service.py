@@ -333,6 +333,7 @@ def serve() -> int:
                 child.start()
         log.info("ScraperSky API on http://%s:%d/api/v1 (OpenAPI: /api/v1/openapi.json; %d waitress workers)",
                  host, port, workers)
+        log.info("ScraperSky console on http://%s:%d/console/ (log in with an API key)", host, port)
         supervisor.watch()
         clean = supervisor.stop()
         log.info("stopped" if clean else "stopped (some processes had to be killed)")

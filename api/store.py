@@ -81,13 +81,19 @@ class Store:
     @functools.cached_property
     def cursor_key(self) -> bytes:
         """The database's key for signing page cursors, made on first use (shared by every worker)."""
-        q = select(app_secrets.c.value).where(app_secrets.c.name == "cursor")
+        return self.app_secret("cursor")
+
+    @functools.cache
+    def app_secret(self, name: str) -> bytes:
+        """A random 32-byte secret kept in `app_secrets` under `name`, made on first use by whichever
+        worker asks first (e.g. "cursor" signs page cursors, "console" the console's session cookies)."""
+        q = select(app_secrets.c.value).where(app_secrets.c.name == name)
         with self.engine.connect() as conn:
             value = conn.execute(q).scalar()
         if value is None:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(app_secrets.insert().values(name="cursor", value=secrets.token_hex(32)))
+                    conn.execute(app_secrets.insert().values(name=name, value=secrets.token_hex(32)))
             except IntegrityError:
                 pass  # another worker made it first
             with self.engine.connect() as conn:
@@ -255,11 +261,14 @@ class Store:
                 "dispatched": dispatched}
 
     def batch_jobs(self, batch_id: uuid.UUID, after_domain: str | None, limit: int,
-                   status: str | None = None) -> list[dict[str, Any]]:
+                   status: str | None = None, outcome: str | None = None) -> list[dict[str, Any]]:
         q = select(jobs.c.id, jobs.c.domain, jobs.c.status, jobs.c.outcome, jobs.c.error, jobs.c.urls_found,
-                   jobs.c.started_at, jobs.c.finished_at, jobs.c.scrapyd_jobid).where(jobs.c.batch_id == batch_id)
+                   jobs.c.started_at, jobs.c.finished_at, jobs.c.scrapyd_jobid, jobs.c.new_urls,
+                   jobs.c.removed_urls, jobs.c.duration_seconds).where(jobs.c.batch_id == batch_id)
         if status:
             q = q.where(jobs.c.status == status)
+        if outcome:
+            q = q.where(jobs.c.outcome == outcome)
         if after_domain is not None:
             q = q.where(jobs.c.domain > after_domain)
         q = q.order_by(jobs.c.domain).limit(limit)

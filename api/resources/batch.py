@@ -33,42 +33,69 @@ class BatchResource:
         items = data["domains"]
         if not isinstance(items, list):
             raise invalid("domains must be a list of domain names or http(s) URLs.")
-        if not items:
-            raise invalid("domains is empty.")
-        limit = self.config.max_batch_domains
-        if len(items) > limit:
-            raise ApiError(falcon.HTTP_413, "Batch too large", f"{len(items)} domains given; at most {limit} per batch.")
-        seen: set[str] = set()
-        accepted: list[str] = []
-        rejected = []
-        duplicates = 0
-        for item in items:
-            try:
-                site = parse_site(item, strict=True)
-            except DomainError as exc:
-                shown = item[:300] if isinstance(item, str) else item if isinstance(item, (int, float, bool)) or item is None else str(type(item).__name__)
-                rejected.append({"input": shown, "error": exc.reason})
-                continue
-            if site.name in seen:  # one site, however it is spelled
-                duplicates += 1
-                continue
-            seen.add(site.name)
-            accepted.append(site)
-        if not accepted:
-            raise ApiError(falcon.HTTP_422, "No valid domains", "None of the domains given is valid.", rejected=rejected)
-        options = {"max_pages": max_pages} if max_pages is not None else {}
+        result = submit_batch(self.store, self.config, self.quotas, self.dispatcher, items, max_pages,
+                              req.context.tenant, req.context.is_admin)
+        resp.location = result["status_url"]
+        json_response(resp, result, falcon.HTTP_202)
+
+
+def submit_batch(store: Store, config: Config, quotas: Quotas, dispatcher, items: list, max_pages: int | None,
+                 tenant: str, is_admin: bool) -> dict:
+    """Validate `items` (domains or URLs, `parse_site(strict=True)`), apply the tenant's quotas and store
+    the batch: the one way a batch is made (POST /api/v1/batch and the console's New batch form).
+    Raises ApiError (413 too many, 422 none valid, 429 over quota)."""
+    if not items:
+        raise invalid("domains is empty.")
+    limit = config.max_batch_domains
+    if len(items) > limit:
+        raise ApiError(falcon.HTTP_413, "Batch too large", f"{len(items)} domains given; at most {limit} per batch.")
+    seen: set[str] = set()
+    accepted: list = []
+    rejected = []
+    duplicates = 0
+    for item in items:
         try:
-            batch_id, count = self.store.create_batch(accepted, {**options, "rejected": len(rejected),
-                                                                 "duplicates": duplicates}, req.context.tenant,
-                                                      None if req.context.is_admin else self.quotas.check)
-        except QuotaExceeded as exc:
-            raise too_many(str(exc), exc.retry_after, quota=exc.quota, limit=exc.limit) from None
-        if self.dispatcher is not None:
-            self.dispatcher.wake()
-        status_url = f"{API}/batch/status/{batch_id}"
-        resp.location = status_url
-        json_response(resp, {"batch_id": batch_id, "status": "pending", "status_url": status_url,
-                             "job_count": count, "duplicates": duplicates, "rejected": rejected}, falcon.HTTP_202)
+            site = parse_site(item, strict=True)
+        except DomainError as exc:
+            shown = item[:300] if isinstance(item, str) else item if isinstance(item, (int, float, bool)) or item is None else str(type(item).__name__)
+            rejected.append({"input": shown, "error": exc.reason})
+            continue
+        if site.name in seen:  # one site, however it is spelled
+            duplicates += 1
+            continue
+        seen.add(site.name)
+        accepted.append(site)
+    if not accepted:
+        raise ApiError(falcon.HTTP_422, "No valid domains", "None of the domains given is valid.", rejected=rejected)
+    options = {"max_pages": max_pages} if max_pages is not None else {}
+    try:
+        batch_id, count = store.create_batch(accepted, {**options, "rejected": len(rejected),
+                                                        "duplicates": duplicates}, tenant,
+                                             None if is_admin else quotas.check)
+    except QuotaExceeded as exc:
+        raise too_many(str(exc), exc.retry_after, quota=exc.quota, limit=exc.limit) from None
+    if dispatcher is not None:
+        dispatcher.wake()
+    return {"batch_id": batch_id, "status": "pending", "status_url": f"{API}/batch/status/{batch_id}",
+            "job_count": count, "duplicates": duplicates, "rejected": rejected}
+
+
+def batch_progress(store: Store, row: dict) -> dict:
+    """A batch's derived status, counts, progress (0..1) and ETA in seconds (None when unknown)."""
+    info = store.batch_counts(row["id"])
+    status, finished_at = derive_batch_status(row, info)
+    counts = info["counts"]
+    total = sum(counts.values())
+    done = counts["complete"] + counts["failed"] + counts["cancelled"]
+    progress = round(done / total, 4) if total else 1.0
+    eta = None
+    if status in ("pending", "running") and total:
+        start = info["started_at"] or row["created_at"]
+        elapsed = (utcnow() - start).total_seconds()
+        if done and elapsed > 0:
+            eta = round((total - done) * elapsed / done, 1)
+    return {"status": status, "finished_at": finished_at, "counts": counts, "total": total, "done": done,
+            "progress": progress, "eta_seconds": eta, "info": info}
 
 
 class BatchStatusResource:
@@ -86,18 +113,9 @@ class BatchStatusResource:
                            f"status must be one of {', '.join(s.value for s in JobStatus)}.")
         cursor_scope = f"batch:{batch_id}:{status_filter or ''}"
         after = decode_cursor(req.get_param("cursor"), str, self.store.cursor_key, cursor_scope)
-        info = self.store.batch_counts(batch_id)
-        status, finished_at = derive_batch_status(row, info)
-        counts = info["counts"]
-        total = sum(counts.values())
-        done = counts["complete"] + counts["failed"] + counts["cancelled"]
-        progress = round(done / total, 4) if total else 1.0
-        eta = None
-        if status in ("pending", "running") and total:
-            start = info["started_at"] or row["created_at"]
-            elapsed = (utcnow() - start).total_seconds()
-            if done and elapsed > 0:
-                eta = round((total - done) * elapsed / done, 1)
+        p = batch_progress(self.store, row)
+        info, status, finished_at, counts = p["info"], p["status"], p["finished_at"], p["counts"]
+        total, progress, eta = p["total"], p["progress"], p["eta_seconds"]
         page = self.store.batch_jobs(batch_id, after, limit + 1, status_filter)
         next_cursor = (encode_cursor(page[limit - 1]["domain"], self.store.cursor_key, cursor_scope)
                        if len(page) > limit else None)
