@@ -163,7 +163,7 @@ def test_console_end_to_end_in_chromium(service, browser):
     with engine.connect() as conn:
         job = conn.execute(select(jobs).where(jobs.c.batch_id == batch_id, jobs.c.domain == host)).mappings().one()
         db_maps = {r.url: (r.parent_url, r.url_count) for r in conn.execute(
-            select(sitemaps).where(sitemaps.c.last_job_id == job["id"]))}
+            select(sitemaps).where(sitemaps.c.job_id == job["id"]))}
         db_urls = list(conn.execute(select(pages.c.url).where(pages.c.job_id == job["id"])
                                     .order_by(pages.c.url)).scalars())
         month = func.to_char(func.timezone("UTC", pages.c.lastmod), "YYYY-MM")
