@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, select
+from sqlalchemy.exc import OperationalError
 
 from api.config import Config
 from api.leader import leadership
@@ -101,12 +102,20 @@ class Dispatcher:
 
     def run_forever(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # never let the loop die; the next tick retries
-                logger.exception("dispatcher tick failed")
+            self.safe_tick()
             self._wake.wait(self.config.dispatch_interval)
             self._wake.clear()
+
+    def safe_tick(self) -> None:
+        """One tick that never raises: the next one retries. An expected outage (the database or a node
+        unreachable) is one warning line, a bug a traceback."""
+        try:
+            self.tick()
+        except OperationalError as exc:
+            logger.warning("dispatcher tick: database unreachable (%s); retrying",
+                           " ".join(str(exc.orig or exc).split())[:200])
+        except Exception:
+            logger.exception("dispatcher tick failed")
 
     def tick(self) -> dict[str, int]:
         out = {"dispatched_crawls": 0, "dispatched_jobs": 0, "failed": 0, "released": 0, "leader": 0}
@@ -369,10 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     logger.info("dispatching to %s (project %s)", ", ".join(map(redact_url, config.scrapyd_urls)), config.project)
     while not stop.is_set():
-        try:
-            dispatcher.tick()
-        except Exception:
-            logger.exception("dispatcher tick failed")
+        dispatcher.safe_tick()
         stop.wait(config.dispatch_interval)
     dispatcher.leader.resign()
     return 0
