@@ -218,3 +218,14 @@ def json_response(resp: falcon.Response, body: Any, status: str = falcon.HTTP_20
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
     resp.text = dumps(body)
+
+
+def site_or_400(text: str, strict: bool = True):
+    """The site a domain given in a request names (`pipelines.domains.parse_site`, the API's strict policy
+    by default); 400 JSON with the reason when it names none."""
+    from pipelines.domains import DomainError, parse_site
+
+    try:
+        return parse_site(text, strict=strict)
+    except DomainError as exc:
+        raise ApiError(falcon.HTTP_400, "Invalid domain", f"{str(text)[:200]!r}: {exc.reason}") from None

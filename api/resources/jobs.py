@@ -8,10 +8,9 @@ from typing import Any
 import falcon
 
 from api.config import Config
-from pipelines.domains import DomainError, parse_site
 from api.auth import scope
-from api.http import (ApiError, check_fields, invalid, json_response, not_found, optional_int, read_json_object,
-                      too_many)
+from api.http import (ApiError, check_fields, invalid, json_response, not_found, optional_int,
+                      read_json_object, site_or_400, too_many)
 from api.quotas import QuotaExceeded, Quotas
 from api.store import HOME_FIELDS, Store
 from pipelines.db import redact_url
@@ -75,10 +74,7 @@ class ScanResource:
         max_pages = optional_int(data, "max_pages", 1, self.config.max_pages_limit)
         if not isinstance(data["base_url"], str):
             raise invalid("base_url must be a string: a domain or an http(s) URL.")
-        try:
-            site = parse_site(data["base_url"], strict=True)
-        except DomainError as exc:
-            raise ApiError(falcon.HTTP_400, "Invalid domain", f"{data['base_url'][:200]!r}: {exc.reason}") from None
+        site = site_or_400(data["base_url"])
         domain = site.name
         options = {"max_pages": max_pages} if max_pages is not None else {}
         try:  # durable before the 202

@@ -18,8 +18,7 @@ from typing import Any
 import falcon
 
 from api.auth import scope
-from pipelines.domains import DomainError, parse_site
-from api.http import (ApiError, decode_cursor, dumps, encode_cursor, get_limit, json_response,
+from api.http import (ApiError, site_or_400, decode_cursor, dumps, encode_cursor, get_limit, json_response,
                       not_found)
 from api.store import HOME_FIELDS, Store, iso
 from pipelines.rows import URL_COLUMNS, csv_cell, url_row
@@ -136,10 +135,7 @@ class DomainResource:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        try:
-            name = parse_site(domain, strict=True).name
-        except DomainError as exc:
-            raise ApiError(falcon.HTTP_400, "Invalid domain", f"{domain[:200]!r}: {exc.reason}") from None
+        name = site_or_400(domain).name
         tenant = scope(req)
         row = self.store.get_domain(name, tenant)
         if row is None:
@@ -182,10 +178,7 @@ class DomainChangesResource:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
-        try:
-            name = parse_site(domain, strict=True).name
-        except DomainError as exc:
-            raise ApiError(falcon.HTTP_400, "Invalid domain", f"{domain[:200]!r}: {exc.reason}") from None
+        name = site_or_400(domain).name
         ids = {key: self._job_param(req, key) for key in ("from", "to")}
         limit = get_limit(req, 1000, 10_000)
         cursor_scope = f"changes:{name}:{ids['from']}:{ids['to']}"
