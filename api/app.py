@@ -18,7 +18,7 @@ from api.resources.batch import BatchCancelResource, BatchResource, BatchStatusR
 from api.resources.health import DatabaseHealthResource, HealthResource
 from api.resources.jobs import JobCancelResource, ScanResource, StatusResource
 from api.resources.lists import BatchListResource, DomainListResource, JobListResource
-from api.resources.results import DomainChangesResource, DomainResource, JobSitemapsResource, JobUrlsResource
+from api.resources.results import BatchUrlsResource, DomainChangesResource, DomainResource, JobSitemapsResource, JobUrlsResource
 from api.store import Store
 
 API = "/api/v1"
@@ -67,6 +67,7 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     app.add_route(f"{API}/jobs/{{job_id:uuid}}/cancel", JobCancelResource(store, dispatcher))
     app.add_route(f"{API}/domains/{{domain}}", DomainResource(store))
     app.add_route(f"{API}/batches", BatchListResource(store))
+    app.add_route(f"{API}/batches/{{batch_id:uuid}}/urls", BatchUrlsResource(store))
     app.add_route(f"{API}/jobs", JobListResource(store))
     app.add_route(f"{API}/domains", DomainListResource(store))
     app.add_route(f"{API}/domains/{{domain}}/changes", DomainChangesResource(store))

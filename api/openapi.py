@@ -149,6 +149,15 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
                 "application/json": {"schema": ref("UrlPage")},
                 "application/x-ndjson": {"schema": {"type": "string"}},
                 "text/csv": {"schema": {"type": "string"}}}}, "400": e400, "404": e404, "410": e410}}},
+        "/api/v1/batches/{batch_id}/urls": {"get": {
+            "summary": "Every URL of every job of the batch (csv or jsonl, streamed)", "operationId": "batchUrls",
+            "description": "Jobs in domain order, each job's URLs in URL order; each row is the jobUrls row "
+                           "after `domain` and `job_id`. Gzip-compressed with Accept-Encoding: gzip.",
+            "parameters": [_path_uuid("batch_id"),
+                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "jsonl"]}}],
+            "responses": {"200": {"description": "the URLs", "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}}}}, "400": e400, "404": e404}}},
         "/api/v1/jobs/{job_id}/sitemaps": {"get": {
             "summary": "The sitemap files the job saw", "operationId": "jobSitemaps", "parameters": [_path_uuid("job_id")],
             "responses": {**_ok("the sitemaps", ref("Sitemaps")), "404": e404, "410": e410}}},

@@ -189,6 +189,19 @@ class Store:
             for part in result.partitions(chunk):
                 yield [dict(r) for r in part]
 
+    def stream_batch_pages(self, batch_id: uuid.UUID, chunk: int = 2000) -> Iterator[list[dict[str, Any]]]:
+        """Every page of every job of the batch (jobs in domain order, each job's URLs in URL order), with
+        `domain` and `job_id`, in chunks, on one server-side cursor (PostgreSQL)."""
+        cols = [jobs.c.domain, pages.c.job_id, pages.c.url, pages.c.lastmod, pages.c.changefreq, pages.c.priority,
+                pages.c.alternates, pages.c.images, pages.c.news, pages.c.videos, sitemaps.c.url.label("sitemap_url")]
+        q = (select(*cols).select_from(pages.join(jobs, jobs.c.id == pages.c.job_id)
+                                       .outerjoin(sitemaps, sitemaps.c.id == pages.c.sitemap_id))
+             .where(jobs.c.batch_id == batch_id).order_by(jobs.c.domain, pages.c.job_id, pages.c.url))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q).mappings()
+            for part in result.partitions(chunk):
+                yield [dict(r) for r in part]
+
     def list_sitemaps(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
         q = select(sitemaps).where(sitemaps.c.job_id == job_id).order_by(sitemaps.c.id)
         with self.engine.connect() as conn:
