@@ -3,7 +3,7 @@
     python -m api             run the whole service (the same as `python -m api serve`)
     python -m api serve       scrapyd + the HTTP API, supervised (see api/service.py)
     python -m api web         one HTTP server process (what `serve` runs API_WORKERS of; docker-compose)
-    python -m api keys ...    create, list and revoke API keys (api/keys_cli.py)
+    python -m api keys ...    create, list and revoke API keys; print their webhook secrets (api/keys_cli.py)
 
 Each command takes --help. More commands are added as subparsers in `build_parser` below.
 """

@@ -14,9 +14,9 @@ from api.console import add_console
 from api.dispatcher import Dispatcher, make_clients
 from api.http import register_error_handlers
 from api.openapi import OpenApiResource, build
-from api.resources.batch import BatchCancelResource, BatchResource, BatchStatusResource
+from api.resources.batch import BatchCancelResource, BatchDeliveriesResource, BatchResource, BatchStatusResource
 from api.resources.health import DatabaseHealthResource, HealthResource
-from api.resources.jobs import JobCancelResource, ScanResource, StatusResource
+from api.resources.jobs import JobCancelResource, JobDeliveriesResource, ScanResource, StatusResource
 from api.resources.lists import BatchListResource, DomainListResource, JobListResource
 from api.resources.results import BatchUrlsResource, DomainChangesResource, DomainResource, JobSitemapsResource, JobUrlsResource
 from api.store import Store
@@ -68,6 +68,8 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     app.add_route(f"{API}/domains/{{domain}}", DomainResource(store))
     app.add_route(f"{API}/batches", BatchListResource(store))
     app.add_route(f"{API}/batches/{{batch_id:uuid}}/urls", BatchUrlsResource(store))
+    app.add_route(f"{API}/batches/{{batch_id:uuid}}/deliveries", BatchDeliveriesResource(store))
+    app.add_route(f"{API}/jobs/{{job_id:uuid}}/deliveries", JobDeliveriesResource(store))
     app.add_route(f"{API}/jobs", JobListResource(store))
     app.add_route(f"{API}/domains", DomainListResource(store))
     app.add_route(f"{API}/domains/{{domain}}/changes", DomainChangesResource(store))

@@ -13,6 +13,12 @@ string, so spellings such as `//api/v1/...` cannot slip past it; unknown routes 
 and job created with it belongs to that tenant) and `req.context.is_admin` (admin keys see and cancel
 every tenant's work). Non-admin keys are rate limited per key (`limits`, moving window in memory, per worker process).
 
+Each key also has a *webhook secret* (`whsec_` + 43 characters, `api_keys.webhook_secret`), which signs
+the webhooks of the work created with the key (`api/webhooks.py`). Unlike the key it is stored in clear:
+the server must compute an HMAC with it, so it cannot keep only a hash. It grants no access to the API;
+whoever reads the table can forge webhooks, not call the API. `python -m api keys webhook-secret NAME
+[--rotate]` prints (or replaces) it.
+
 `API_AUTH=off` (local use only) is refused unless the API listens on loopback; requests then act as an
 admin of the `default` tenant.
 """
@@ -62,6 +68,10 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -81,7 +91,8 @@ def create_key(engine: Engine, name: str, *, tenant: str | None = None, admin: b
     try:
         with engine.begin() as conn:
             conn.execute(api_keys.insert().values(name=name, tenant=tenant, key_hash=hash_key(key),
-                                                  is_admin=admin, created_at=utcnow()))
+                                                  is_admin=admin, created_at=utcnow(),
+                                                  webhook_secret=new_webhook_secret()))
     except IntegrityError:
         raise KeyNameError(f"a key named {name!r} exists already (names stay taken after revoking)") from None
     return key
@@ -102,6 +113,22 @@ def revoke_key(engine: Engine, name: str) -> str:
             return "revoked"
         exists = conn.execute(select(api_keys.c.id).where(api_keys.c.name == name)).first()
     return "already" if exists else "missing"
+
+
+def webhook_secret(engine: Engine, name: str, rotate: bool = False) -> str | None:
+    """The webhook secret of the key named `name` (revoked or not), made now if it has none; a new one
+    with `rotate` (deliveries sent from then on are signed with it). None when there is no such key."""
+    mine = api_keys.c.name == name
+    query = select(api_keys.c.webhook_secret).where(mine)
+    if not rotate:
+        with engine.connect() as conn:
+            secret = conn.execute(query).scalar()
+        if secret is not None:
+            return secret
+    with engine.begin() as conn:  # rotate, or a key from before webhooks had none: a guarded update
+        guard = () if rotate else (api_keys.c.webhook_secret.is_(None),)
+        conn.execute(update(api_keys).where(mine, *guard).values(webhook_secret=new_webhook_secret()))
+        return conn.execute(query).scalar()
 
 
 def active_key_count(engine: Engine) -> int:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.db import database_url
+from pipelines.netpolicy import allow_private
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,6 +52,15 @@ class Config:
     quota_concurrent_batches: int = 5  # per tenant, batches with pending/running jobs; 0 = no limit
     rate_limit: str | None = "20/second"  # per key and worker process (`limits` notation); None = off
     key_cache_seconds: float = 5.0  # how long a worker trusts a key it checked (revocation delay)
+    # Webhooks (api/webhooks.py): sent by the dispatcher leader's threads.
+    webhook_timeout: float = 10.0  # seconds to connect, and between bytes of the answer
+    webhook_retry_base: float = 30.0  # first back-off; doubles each failed attempt ...
+    webhook_retry_max: float = 3600.0  # ... up to this
+    webhook_retry_window: float = 86400.0  # failed once this long has passed since the first attempt
+    webhook_concurrency: int = 4  # deliveries in flight at once per leader
+    # SCRAPERSKY_ALLOW_PRIVATE=1 (pipelines.netpolicy): callback URLs may name loopback/private targets.
+    allow_private: bool = False
+    api_public_url: str | None = None  # API_PUBLIC_URL: makes the links in webhook payloads absolute
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Config":
@@ -68,6 +78,8 @@ class Config:
             run_dispatcher=_bool(env.get("API_RUN_DISPATCHER"), True),
             auth_enabled=_bool(env.get("API_AUTH"), True),
             listen_host=env.get("API_HOST") or "127.0.0.1",
+            allow_private=allow_private(env),
+            api_public_url=(env.get("API_PUBLIC_URL") or "").strip().rstrip("/") or None,
         )
         if "API_RATE_LIMIT" in env:
             rate = env["API_RATE_LIMIT"].strip()
@@ -87,6 +99,11 @@ class Config:
             ("API_QUOTA_DOMAINS_PER_DAY", "quota_domains_per_day", int),
             ("API_QUOTA_CONCURRENT_BATCHES", "quota_concurrent_batches", int),
             ("API_KEY_CACHE_SECONDS", "key_cache_seconds", float),
+            ("WEBHOOK_TIMEOUT", "webhook_timeout", float),
+            ("WEBHOOK_RETRY_BASE", "webhook_retry_base", float),
+            ("WEBHOOK_RETRY_MAX", "webhook_retry_max", float),
+            ("WEBHOOK_RETRY_WINDOW", "webhook_retry_window", float),
+            ("WEBHOOK_CONCURRENCY", "webhook_concurrency", int),
         ):
             if env.get(name):
                 setattr(cfg, attr, conv(env[name]))

@@ -23,6 +23,9 @@ SQLite), however many API workers or `python -m api.dispatcher` processes run; s
    finishes after all still completes its jobs (completion wins). A crawl still queued/running whose
    jobs were all cancelled gets `cancel.json` (this retries cancels that could not reach scrapyd).
 3. batch rows get their derived status (pending -> running -> complete) persisted.
+4. **webhooks** (`api/webhooks.py`) - with each reconcile, deliveries whose batch or scan is final are
+   armed; each tick, due deliveries are claimed and POSTed from the sender's own thread pool (never in
+   this thread: a slow receiver does not hold up dispatch).
 
 One log line per dispatched crawl, per finished crawl and per requeue.
 
@@ -50,6 +53,7 @@ from api.config import Config
 from api.leader import leadership
 from api.scrapyd_client import ScrapydClient, ScrapydError, ScrapydUnavailable
 from api.store import ACTIVE, Store, crawls, jobs
+from api.webhooks import WebhookSender
 from pipelines import lifecycle
 from pipelines.db import redact_url
 from pipelines.models import utcnow
@@ -81,6 +85,7 @@ class Dispatcher:
         self._crawls: dict[str, str] = {}  # crawls this leader saw carrying active jobs -> node
         self._last_reconcile = 0.0
         self.leader = leadership(store.engine)
+        self.webhooks = WebhookSender(store, config)
 
     # ------------------------------------------------------------------ loop
     def start(self) -> None:
@@ -96,6 +101,7 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.webhooks.stop()
 
     def wake(self) -> None:
         self._wake.set()
@@ -118,15 +124,18 @@ class Dispatcher:
             logger.exception("dispatcher tick failed")
 
     def tick(self) -> dict[str, int]:
-        out = {"dispatched_crawls": 0, "dispatched_jobs": 0, "failed": 0, "released": 0, "leader": 0}
+        out = {"dispatched_crawls": 0, "dispatched_jobs": 0, "failed": 0, "released": 0, "leader": 0,
+               "webhooks_armed": 0, "webhooks_started": 0}
         with self.leader.lead() as leading:
             if not leading:
                 return out
             out["leader"] = 1
             now = time.monotonic()
+            reconciled = False
             if (now - self._last_reconcile >= min(2.0, self.config.dispatch_interval * 2)
                     or self.config.dispatch_interval == 0):
                 self._last_reconcile = now
+                reconciled = True
                 r = self.reconcile()
                 out["failed"] += r["failed"]
                 out["released"] += r["released"]
@@ -135,6 +144,9 @@ class Dispatcher:
             d = self.dispatch()
             out["dispatched_crawls"] += d[0]
             out["dispatched_jobs"] += d[1]
+            if reconciled:
+                out["webhooks_armed"] = self.webhooks.arm()
+            out["webhooks_started"] = self.webhooks.send_due()
         return out
 
     # ------------------------------------------------------------------ dispatch
@@ -380,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.is_set():
         dispatcher.safe_tick()
         stop.wait(config.dispatch_interval)
+    dispatcher.webhooks.stop()
     dispatcher.leader.resign()
     return 0
 

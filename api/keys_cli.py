@@ -1,8 +1,11 @@
-"""`python -m api keys create NAME [--tenant T] [--admin]`, `keys list`, `keys revoke NAME`.
+"""`python -m api keys create NAME [--tenant T] [--admin]`, `keys list`, `keys revoke NAME`,
+`keys webhook-secret NAME [--rotate]`.
 
 The database is DATABASE_URL's (as for `python -m api`; default: scrapersky.db in the repository). `create` prints
 the key once on stdout (and what to do with it on stderr), so `KEY=$(python -m api keys create ci)` works.
 A key's tenant defaults to its name; give several keys one `--tenant` to share work (e.g. to rotate a key).
+`webhook-secret` prints the secret that signs the webhooks of the key's work on stdout
+(`SECRET=$(python -m api keys webhook-secret ci)`); `--rotate` replaces it first.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from api.auth import KeyNameError, check_name, create_key, list_keys, revoke_key
+from api.auth import KeyNameError, check_name, create_key, list_keys, revoke_key, webhook_secret
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list keys (never the keys themselves)")
     r = sub.add_parser("revoke", help="revoke a key (its name stays taken)")
     r.add_argument("name")
+    w = sub.add_parser("webhook-secret", help="print the secret that signs the webhooks of a key's work")
+    w.add_argument("name")
+    w.add_argument("--rotate", action="store_true",
+                   help="replace it first (deliveries sent from then on are signed with the new one)")
     return p
 
 
@@ -67,6 +74,16 @@ def main(argv: list[str] | None = None) -> int:
                 state = f"revoked {r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "active"
                 print(f"{r['name']:<24} {r['tenant']:<24} {'yes' if r['is_admin'] else 'no':<5} "
                       f"{r['created_at']:%Y-%m-%d %H:%M:%S}  {state}")
+            return 0
+        if args.command == "webhook-secret":
+            secret = webhook_secret(_engine(), args.name, rotate=args.rotate)
+            if secret is None:
+                print(f"error: no key named {args.name!r}", file=sys.stderr)
+                return 1
+            if args.rotate:
+                print(f"webhook secret of key {args.name!r} replaced; deliveries are signed with it from now on:",
+                      file=sys.stderr)
+            print(secret, flush=True)
             return 0
         outcome = revoke_key(_engine(), args.name)
         if outcome == "missing":

@@ -18,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from pipelines import lifecycle, scans
 from pipelines.domains import Site
-from pipelines.models import DEFAULT_TENANT, AppSecret, BatchJob, Crawl, Domain, Job, Page, Sitemap, utcnow
-from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
+from pipelines.models import (DEFAULT_TENANT, AppSecret, BatchJob, Crawl, Domain, Job, Page, Sitemap, WebhookDelivery,
+                              utcnow)
+from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, DeliveryStatus, JobStatus
 
 jobs = Job.__table__
 batches = BatchJob.__table__
@@ -28,11 +29,15 @@ pages = Page.__table__
 sitemaps = Sitemap.__table__
 app_secrets = AppSecret.__table__
 crawls = Crawl.__table__
+deliveries = WebhookDelivery.__table__
 _newest_crawl = crawls.alias("newest_crawl")
 
 ACTIVE = [s.value for s in ACTIVE_JOB_STATUSES]
 HOME_FIELDS = ("home_url", "title", "description", "language", "favicon", "is_wordpress", "wordpress_version",
                "generator", "emails", "phones", "social_links")
+# The columns of a delivery the API shows (api.webhooks.delivery_view); joined into a job's status as `w_*`.
+DELIVERY_FIELDS = ("id", "callback_url", "status", "attempts", "last_status_code", "last_error", "created_at",
+                   "ready_at", "first_attempt_at", "last_attempt_at", "next_attempt_at", "delivered_at")
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -52,9 +57,10 @@ _CRAWLS_SINCE = (
 )
 _JOB_STATUS_QUERY = (
     select(jobs, *[domains.c[f].label(f"d_{f}") for f in HOME_FIELDS], domains.c.id.label("d_id"),
-           _CRAWLS_SINCE.label("crawls_since"))
+           _CRAWLS_SINCE.label("crawls_since"), *[deliveries.c[f].label(f"w_{f}") for f in DELIVERY_FIELDS])
     .select_from(jobs.outerjoin(domains, domains.c.name == jobs.c.domain)
-                 .outerjoin(crawls, crawls.c.id == jobs.c.scrapyd_jobid))
+                 .outerjoin(crawls, crawls.c.id == jobs.c.scrapyd_jobid)
+                 .outerjoin(deliveries, deliveries.c.job_id == jobs.c.id))
     .where(jobs.c.id == bindparam("job_id", type_=jobs.c.id.type))
 )
 _TENANT_JOB_STATUS_QUERY = _JOB_STATUS_QUERY.where(jobs.c.tenant == bindparam("tenant"))
@@ -102,17 +108,33 @@ class Store:
 
     # ---------------------------------------------------------------- creating work
     def create_job(self, domain: str, options: dict[str, Any], tenant: str = DEFAULT_TENANT,
-                   quota=None) -> uuid.UUID:
-        """Store a pending job of `tenant`; `quota(conn, tenant, n_domains, new_batch)` may refuse it first."""
+                   quota=None, webhook: dict[str, str] | None = None) -> uuid.UUID:
+        """Store a pending job of `tenant`; `quota(conn, tenant, n_domains, new_batch)` may refuse it first.
+        `webhook` ({"callback_url", "key_name"}): its delivery, waiting (api/webhooks.py)."""
         job_id = uuid.uuid4()
         with self.engine.begin() as conn:
             if quota is not None:
                 quota(conn, tenant, 1, False)
             lifecycle.create(conn, [dict(id=job_id, domain=domain, options=options or None, tenant=tenant)])
+            if webhook:
+                self._add_delivery(conn, tenant, webhook, job_id=job_id)
         return job_id
 
+    @staticmethod
+    def _add_delivery(conn, tenant: str, webhook: dict[str, str], **subject: uuid.UUID) -> None:
+        conn.execute(deliveries.insert().values(id=uuid.uuid4(), tenant=tenant, callback_url=webhook["callback_url"],
+                                                key_name=webhook["key_name"], status=DeliveryStatus.WAITING,
+                                                attempts=0, created_at=utcnow(), **subject))
+
+    def deliveries(self, *, batch_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+        """The webhook deliveries of a batch or of a single scan (the caller has checked the tenant)."""
+        where = deliveries.c.batch_id == batch_id if batch_id is not None else deliveries.c.job_id == job_id
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(deliveries).where(where)
+                                                  .order_by(deliveries.c.created_at)).mappings()]
+
     def create_batch(self, sites: list[Site], options: dict[str, Any], tenant: str = DEFAULT_TENANT,
-                     quota=None) -> tuple[uuid.UUID, int]:
+                     quota=None, webhook: dict[str, str] | None = None) -> tuple[uuid.UUID, int]:
         batch_id = uuid.uuid4()
         job_opts = {k: v for k, v in options.items() if k == "max_pages"}
         with self.engine.begin() as conn:
@@ -124,6 +146,8 @@ class Store:
             conn.execute(batches.insert().values(id=batch_id, status=BatchStatus.PENDING, created_at=now,
                                                  total_jobs=len(rows), options=options or None, tenant=tenant))
             lifecycle.create(conn, rows)
+            if webhook:
+                self._add_delivery(conn, tenant, webhook, batch_id=batch_id)
         return batch_id, len(rows)
 
     # ---------------------------------------------------------------- reading jobs

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     Float,
@@ -31,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from pipelines.status import BatchStatus, DiscoveredBy, JobStatus, Outcome, SitemapType
+from pipelines.status import BatchStatus, DeliveryStatus, DiscoveredBy, JobStatus, Outcome, SitemapType
 
 
 def utcnow() -> dt.datetime:
@@ -253,6 +254,9 @@ class ApiKey(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Added by migration 0008: the secret that signs this key's webhooks (HMAC-SHA256). Kept in clear,
+    # unlike the key: the server must compute the signature with it (api/webhooks.py).
+    webhook_secret: Mapped[str | None] = mapped_column(String(64))
 
 
 class AppSecret(Base):
@@ -262,3 +266,36 @@ class AppSecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
+
+
+class WebhookDelivery(Base):
+    """The webhook of a batch or of a single scan (migration 0008; `api/webhooks.py`): made `waiting`
+    with the batch or job, armed (`pending`, its body fixed) once the batch or scan is final, then POSTed
+    until `delivered` or `failed`. Unique per batch and per job: one delivery each, whoever notices."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        UniqueConstraint("batch_id", name="uq_webhook_deliveries_batch_id"),
+        UniqueConstraint("job_id", name="uq_webhook_deliveries_job_id"),
+        CheckConstraint("(batch_id IS NULL) <> (job_id IS NULL)", name="ck_webhook_deliveries_subject"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(String(64))
+    key_name: Mapped[str] = mapped_column(String(64))  # the API key whose webhook secret signs it
+    callback_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"),
+                                                   default=DeliveryStatus.WAITING)
+    body: Mapped[str | None] = mapped_column(Text)  # the JSON POSTed, fixed when it is armed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ready_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # when the batch or scan was final
+    first_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

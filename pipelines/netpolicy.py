@@ -15,6 +15,9 @@ the API's domain check both use it.
   is a domain name) and internal names.
 - `allow_private(settings_or_env)`: the one switch for local use, `SCRAPERSKY_ALLOW_PRIVATE=1` in the
   environment or the Scrapy setting of that name.
+- `resolve_checked(host, port)`: for code that connects by itself (the API's webhooks): `host_reason`,
+  then the name resolved once and every address checked with `address_reason`; the caller connects to
+  one of the addresses returned, never resolves again (no DNS rebinding). Raises `Refused`.
 """
 
 from __future__ import annotations
@@ -155,6 +158,40 @@ def host_reason(host: str) -> str | None:
         reason = address_reason(ip)
         return f"{shown} is {reason}" if reason else f"{shown} is an IP address, not a domain name"
     return internal_name_reason(host)
+
+
+class Refused(ValueError):
+    """A destination the policy refuses; str() is the one-line reason."""
+
+
+def resolve_checked(host: str, port: int, allow: bool = False, resolve: Any = None) -> list[IPAddress]:
+    """The addresses to connect to for `host`:`port`, resolved once here and each checked.
+
+    Refused: an IP literal or internal name (`host_reason`), or a name of which any address is
+    refused (`address_reason`), unless `allow` (SCRAPERSKY_ALLOW_PRIVATE), which lifts both checks.
+    A name that does not resolve raises `socket.gaierror`. `resolve` stands in for
+    `socket.getaddrinfo` (tests)."""
+    if not allow:
+        reason = host_reason(host)
+        if reason:
+            raise Refused(reason)
+    literal = ip_literal(host)
+    if literal is not None:
+        return [literal]
+    name = _clean(host)
+    infos = (resolve or socket.getaddrinfo)(name, port, 0, socket.SOCK_STREAM)
+    addresses: list[IPAddress] = []
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not allow:
+            reason = address_reason(ip)
+            if reason:
+                raise Refused(f"{name} resolves to {ip}, {reason}")
+        if ip not in addresses:
+            addresses.append(ip)
+    if not addresses:
+        raise socket.gaierror(socket.EAI_NONAME, f"{name} has no address")
+    return addresses
 
 
 def allow_private(settings_or_env: Any = None) -> bool:

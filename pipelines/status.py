@@ -80,6 +80,17 @@ class BatchStatus(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+class DeliveryStatus(str, enum.Enum):
+    """A webhook delivery (`api/webhooks.py`): `waiting` while its batch or scan runs, `pending` once it
+    finished (to be sent, or retrying), then `delivered` (a 2xx answer) or `failed` (the retry window
+    ran out)."""
+
+    WAITING = "waiting"
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class SitemapType(str, enum.Enum):
     URLSET = "urlset"
     INDEX = "index"

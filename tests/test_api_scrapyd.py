@@ -300,3 +300,37 @@ def test_dead_domain_through_the_api_fails_unreachable(env):
                       ("complete", "failed") and x, what="dead domain to finish")
     assert (s["status"], s["outcome"]) == ("failed", "unreachable"), s
     assert "502" in s["error"] and s["result"]["urls_found"] == 0
+
+
+def test_batch_with_callback_url_is_announced_once_when_its_crawl_finishes(env):
+    """The real path: POST /batch with callback_url -> scrapyd crawl -> the dispatcher leader arms and
+    sends one POST, signed with the key's webhook secret, whose counts are the batch status's."""
+    import hashlib
+    import hmac
+
+    from api.auth import webhook_secret
+    from tests.api_fixtures import key_client, new_key
+    from tests.webhook_receiver import WebhookReceiver
+
+    env.add_site("hook-one.test", 15)
+    app, _ = env.client(allow_private=True)  # the receiver is on loopback
+    name = f"hooks-{uuid.uuid4().hex[:8]}"
+    c = key_client(app, new_key(app, name))
+    with WebhookReceiver([200]) as hook:
+        batch = c.simulate_post(f"{API}/batch", json={"domains": ["hook-one.test", "hook-dead.test"],
+                                                      "callback_url": hook.url("/done")}).json
+        status = env.run_until(app, lambda: (s := c.simulate_get(batch["status_url"]).json)["webhook"]["status"]
+                               == "delivered" and s, what="the webhook to be delivered")
+        for _ in range(3):
+            app.scrapersky_dispatcher.tick()
+        assert hook.count() == 1
+    got = hook.received[0]
+    secret = webhook_secret(app.scrapersky_store.engine, name)
+    assert got.headers["x-scrapersky-signature"] == "sha256=" + hmac.new(secret.encode(), got.body,
+                                                                         hashlib.sha256).hexdigest()
+    payload = json.loads(got.body)
+    assert payload["batch_id"] == batch["batch_id"] and payload["status"] == status["status"] == "complete"
+    assert payload["counts"]["complete"] == status["completed_jobs"] == 1
+    assert payload["counts"]["failed"] == status["failed_jobs"] == 1
+    assert payload["outcomes"] == status["outcomes"] == {"ok": 1, "unreachable": 1}
+    assert payload["urls_found"] == status["urls_found"] == 30

@@ -1,4 +1,5 @@
-"""POST /api/v1/batch, GET /api/v1/batch/status/{batch_id}, POST /api/v1/batch/{batch_id}/cancel."""
+"""POST /api/v1/batch, GET /api/v1/batch/status/{batch_id}, POST /api/v1/batch/{batch_id}/cancel,
+GET /api/v1/batches/{batch_id}/deliveries."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from api.http import (ApiError, check_fields, decode_cursor, encode_cursor, get_
                       not_found, optional_int, read_json_object, too_many)
 from api.quotas import QuotaExceeded, Quotas
 from api.store import Store, derive_batch_status
+from api.webhooks import delivery_view, webhook_request
 from pipelines.models import utcnow
 from pipelines.status import JobStatus
 
@@ -28,22 +30,24 @@ class BatchResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_json_object(req, self.config.max_body_bytes)
-        check_fields(data, {"domains", "max_pages"}, {"domains"})
+        check_fields(data, {"domains", "max_pages", "callback_url"}, {"domains"})
         max_pages = optional_int(data, "max_pages", 1, self.config.max_pages_limit)
         items = data["domains"]
         if not isinstance(items, list):
             raise invalid("domains must be a list of domain names or http(s) URLs.")
         result = submit_batch(self.store, self.config, self.quotas, self.dispatcher, items, max_pages,
-                              req.context.tenant, req.context.is_admin)
+                              req.context.tenant, req.context.is_admin, data.get("callback_url"),
+                              req.context.key_name)
         resp.location = result["status_url"]
         json_response(resp, result, falcon.HTTP_202)
 
 
 def submit_batch(store: Store, config: Config, quotas: Quotas, dispatcher, items: list, max_pages: int | None,
-                 tenant: str, is_admin: bool) -> dict:
-    """Validate `items` (domains or URLs, `parse_site(strict=True)`), apply the tenant's quotas and store
+                 tenant: str, is_admin: bool, callback_url: str | None = None, key_name: str | None = None) -> dict:
+    """Validate `items` (domains or URLs, `parse_site(strict=True)`) and `callback_url` (a webhook signed
+    with the webhook secret of key `key_name`: api/webhooks.py), apply the tenant's quotas and store
     the batch: the one way a batch is made (POST /api/v1/batch and the console's New batch form).
-    Raises ApiError (413 too many, 422 none valid, 429 over quota)."""
+    Raises ApiError (400 callback refused, 413 too many, 422 none valid, 429 over quota)."""
     if not items:
         raise invalid("domains is empty.")
     limit = config.max_batch_domains
@@ -67,17 +71,21 @@ def submit_batch(store: Store, config: Config, quotas: Quotas, dispatcher, items
         accepted.append(site)
     if not accepted:
         raise ApiError(falcon.HTTP_422, "No valid domains", "None of the domains given is valid.", rejected=rejected)
+    webhook = webhook_request(callback_url, key_name, config.allow_private)
     options = {"max_pages": max_pages} if max_pages is not None else {}
     try:
         batch_id, count = store.create_batch(accepted, {**options, "rejected": len(rejected),
                                                         "duplicates": duplicates}, tenant,
-                                             None if is_admin else quotas.check)
+                                             None if is_admin else quotas.check, webhook)
     except QuotaExceeded as exc:
         raise too_many(str(exc), exc.retry_after, quota=exc.quota, limit=exc.limit) from None
     if dispatcher is not None:
         dispatcher.wake()
-    return {"batch_id": batch_id, "status": "pending", "status_url": f"{API}/batch/status/{batch_id}",
-            "job_count": count, "duplicates": duplicates, "rejected": rejected}
+    out = {"batch_id": batch_id, "status": "pending", "status_url": f"{API}/batch/status/{batch_id}",
+           "job_count": count, "duplicates": duplicates, "rejected": rejected}
+    if webhook:
+        out["callback_url"] = webhook["callback_url"]
+    return out
 
 
 def batch_progress(store: Store, row: dict) -> dict:
@@ -134,6 +142,7 @@ class BatchStatusResource:
             "cancelled_jobs": counts["cancelled"], "outcomes": info["outcomes"], "progress": progress, "urls_found": info["urls_found"],
             "created_at": row["created_at"], "started_at": row["started_at"] or info["started_at"],
             "finished_at": finished_at, "eta_seconds": eta, "options": row["options"] or {},
+            "webhook": next((delivery_view(d) for d in self.store.deliveries(batch_id=batch_id)), None),
             "jobs": jobs, "next_cursor": next_cursor,
         })
 
@@ -155,3 +164,17 @@ class BatchCancelResource:
                 crawls += bool(self.dispatcher.cancel_crawl_if_idle(node, crawl))
         json_response(resp, {"batch_id": batch_id, "status": "cancelled", "jobs_cancelled": n,
                              "scrapyd_jobs_cancelled": crawls})
+
+
+class BatchDeliveriesResource:
+    """GET /api/v1/batches/{batch_id}/deliveries: the batch's webhook deliveries (api/webhooks.py), with
+    the body sent; none when the batch was made without callback_url."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, batch_id: uuid.UUID) -> None:
+        if self.store.batch_row(batch_id, scope(req)) is None:
+            raise not_found(f"No batch with id {batch_id}.")
+        json_response(resp, {"batch_id": batch_id, "deliveries": [
+            delivery_view(d, payload=True) for d in self.store.deliveries(batch_id=batch_id)]})

@@ -1,4 +1,5 @@
-"""POST /api/v1/scrapersky, GET /api/v1/status/{job_id}, POST /api/v1/jobs/{job_id}/cancel."""
+"""POST /api/v1/scrapersky, GET /api/v1/status/{job_id}, POST /api/v1/jobs/{job_id}/cancel,
+GET /api/v1/jobs/{job_id}/deliveries."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from api.http import (ApiError, check_fields, invalid, json_response, not_found,
                       read_json_object, site_or_400, too_many)
 from api.quotas import QuotaExceeded, Quotas
 from api.store import HOME_FIELDS, Store
+from api.webhooks import delivery_view, webhook_request
 from pipelines.db import redact_url
 
 API = "/api/v1"
@@ -49,6 +51,8 @@ def job_view(row: dict[str, Any]) -> dict[str, Any]:
             "duration_seconds": row["duration_seconds"],
         },
         "metadata": metadata,
+        # a single scan's webhook (a batch's is in the batch status); None without callback_url
+        "webhook": delivery_view(row, "w_") if row.get("w_id") is not None else None,
         "scrapyd": {"node": redact_url(row["scrapyd_node"]), "jobid": row["scrapyd_jobid"],
                     "log_url": redact_url(row["log_url"]), "log_expired": row.get("log_expired", False)},
         "links": {
@@ -70,24 +74,27 @@ class ScanResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_json_object(req, self.config.max_body_bytes)
-        check_fields(data, {"base_url", "max_pages"}, {"base_url"})
+        check_fields(data, {"base_url", "max_pages", "callback_url"}, {"base_url"})
         max_pages = optional_int(data, "max_pages", 1, self.config.max_pages_limit)
         if not isinstance(data["base_url"], str):
             raise invalid("base_url must be a string: a domain or an http(s) URL.")
         site = site_or_400(data["base_url"])
         domain = site.name
+        webhook = webhook_request(data.get("callback_url"), req.context.key_name, self.config.allow_private)
         options = {"max_pages": max_pages} if max_pages is not None else {}
         try:  # durable before the 202
             job_id = self.store.create_job(domain, {**options, "target": site.target}, req.context.tenant,
-                                           None if req.context.is_admin else self.quotas.check)
+                                           None if req.context.is_admin else self.quotas.check, webhook)
         except QuotaExceeded as exc:
             raise too_many(str(exc), exc.retry_after, quota=exc.quota, limit=exc.limit) from None
         if self.dispatcher is not None:
             self.dispatcher.wake()
         status_url = f"{API}/status/{job_id}"
         resp.location = status_url
-        json_response(resp, {"job_id": job_id, "domain": domain, "status": "pending", "status_url": status_url},
-                      falcon.HTTP_202)
+        body = {"job_id": job_id, "domain": domain, "status": "pending", "status_url": status_url}
+        if webhook:
+            body["callback_url"] = webhook["callback_url"]
+        json_response(resp, body, falcon.HTTP_202)
 
 
 class StatusResource:
@@ -118,3 +125,17 @@ class JobCancelResource:
         if self.dispatcher is not None:
             crawl_cancelled = self.dispatcher.cancel_crawl_if_idle(row["scrapyd_node"], row["scrapyd_jobid"])
         json_response(resp, {"job_id": job_id, "status": status, "scrapyd_job_cancelled": crawl_cancelled})
+
+
+class JobDeliveriesResource:
+    """GET /api/v1/jobs/{job_id}/deliveries: a single scan's webhook deliveries (api/webhooks.py), with the
+    body sent; none for a scan made without callback_url, or one of a batch (see the batch's)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: uuid.UUID) -> None:
+        if self.store.job_row(job_id, scope(req)) is None:
+            raise not_found(f"No job with id {job_id}.")
+        json_response(resp, {"job_id": job_id, "deliveries": [
+            delivery_view(d, payload=True) for d in self.store.deliveries(job_id=job_id)]})
