@@ -446,3 +446,40 @@ def test_migration_gives_existing_keys_a_webhook_secret(backend, request, tmp_pa
         secrets = conn.execute(text("SELECT webhook_secret FROM api_keys ORDER BY name")).scalars().all()
     assert len(set(secrets)) == 2 and all(s.startswith("whsec_") and len(s) > 40 for s in secrets)
 
+
+# ----------------------------------------------------------------------------- console
+def test_console_new_batch_form_takes_a_callback_url_and_the_batch_page_shows_the_delivery(db_url):
+    import re
+
+    from tests.test_console import Browser
+
+    app = make_app(db_url)
+    key_name = f"con-{uuid.uuid4().hex[:6]}"
+    key = new_key(app, key_name, tenant="acme")
+    b = Browser(app)
+    b.login(key)
+    form = b.get("/console/batches/new")
+    assert '<label for="callback_url">' in form.text
+    token = b.csrf(form.text)
+    refused = b.post_form("/console/batches/new", {"domains": "a.test", "callback_url": "ftp://x.example.com/",
+                                                   "csrf": token})
+    assert refused.status_code == 400 and "http:// or https://" in refused.text
+    assert 'value="ftp://x.example.com/"' in refused.text  # the form keeps what was typed
+    with WebhookReceiver([200]) as hook:
+        r = b.post_form("/console/batches/new", {"domains": "a.test\nb.test", "callback_url": hook.url("/c"),
+                                                 "csrf": token})
+        assert r.status_code == 303, r.text
+        batch_id = re.match(r"/console/batches/([0-9a-f-]{36})", r.headers["location"]).group(1)
+        page = b.get(r.headers["location"])
+        assert re.search(r'id="webhook">Webhook: <span class="tag w-waiting">waiting', page.text)
+        api = key_client(app, key)
+        for j in api.simulate_get(f"{API}/batch/status/{batch_id}").json["jobs"]:
+            finish(app, j["job_id"])
+        drive(app, lambda: hook.count() == 1, what="the delivery")
+        drive(app, lambda: 'w-delivered">delivered' in b.get(f"/console/batches/{batch_id}").text, what="the page")
+    got = hook.received[0]
+    assert got.path == "/c" and json.loads(got.body)["batch_id"] == batch_id
+    assert got.headers["x-scrapersky-signature"] == signature(webhook_secret(app.scrapersky_store.engine, key_name),
+                                                             got.body)
+    with app.scrapersky_store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(batches)).scalar_one() == 1  # the refused one: none

@@ -21,6 +21,7 @@ from api.console import queries, session
 from api.http import ApiError, decode_cursor, encode_cursor, handle_db_error, handle_unexpected
 from api.quotas import Quotas
 from api.resources.batch import batch_progress, submit_batch
+from api.webhooks import delivery_view
 from api.resources.results import JobUrlsResource
 from api.store import Store
 from pipelines.domains import DomainError, parse_site
@@ -261,7 +262,8 @@ class NewBatch(Page):
     def on_get(self, req, resp):
         sess = self.c.session(req)
         self.c.render(resp, "batch_new.html", sess=sess, error=None, rejected=[], domains="", max_pages="",
-                      max_pages_limit=self.c.config.max_pages_limit, max_domains=self.c.config.max_batch_domains)
+                      callback_url="", max_pages_limit=self.c.config.max_pages_limit,
+                      max_domains=self.c.config.max_batch_domains)
 
     def on_post(self, req, resp):
         sess = self.c.session(req)
@@ -272,7 +274,7 @@ class NewBatch(Page):
             for part in req.get_media():
                 if part.name == "file" and part.filename:
                     items += parse_upload(part.filename, part.stream.read(self.c.config.max_body_bytes + 1))
-                elif part.name in ("domains", "max_pages", "csrf"):
+                elif part.name in ("domains", "max_pages", "callback_url", "csrf"):
                     form[part.name] = part.text
         else:
             form = read_form(req)
@@ -283,7 +285,7 @@ class NewBatch(Page):
         def again(status, error, rejected=()):
             self.c.render(resp, "batch_new.html", status, sess=sess, error=error, rejected=list(rejected),
                           domains=text, max_pages=form.get("max_pages") or "",
-                          max_pages_limit=self.c.config.max_pages_limit,
+                          callback_url=form.get("callback_url") or "", max_pages_limit=self.c.config.max_pages_limit,
                           max_domains=self.c.config.max_batch_domains)
 
         raw_max = (form.get("max_pages") or "").strip()
@@ -296,7 +298,8 @@ class NewBatch(Page):
             return again(falcon.HTTP_422, "Paste at least one domain or upload a .txt or .csv file.")
         try:
             result = submit_batch(self.c.store, self.c.config, self.c.quotas, self.c.dispatcher, items, max_pages,
-                                  sess.key.tenant, sess.key.is_admin)
+                                  sess.key.tenant, sess.key.is_admin, (form.get("callback_url") or "").strip() or None,
+                                  sess.key.name)
         except ApiError as exc:
             if exc.headers:
                 resp.set_headers(exc.headers)
@@ -329,11 +332,19 @@ class BatchPage(Page):
             except ApiError:
                 notice = None
         fragment = req.get_header("X-Console-Fragment") == "1"
+        webhook = next((delivery_view(d) for d in self.c.store.deliveries(batch_id=batch_id)), None)
         self.c.render(resp, "batch_live.html" if fragment else "batch.html", sess=sess, batch=row, p=p, bar=bar(p),
+                      webhook=webhook,
                       jobs=rows[:PAGE], status=status, outcome=outcome, next_after=nxt,
                       statuses=[s.value for s in JobStatus], outcomes=[o.value for o in Outcome],
-                      live=p["status"] in ACTIVE, live_url=req.relative_uri, notice=notice,
+                      live=p["status"] in ACTIVE or _webhook_due_soon(webhook), live_url=req.relative_uri, notice=notice,
                       filters=urlencode({k: v for k, v in (("status", status), ("outcome", outcome)) if v}))
+
+
+def _webhook_due_soon(webhook: dict | None) -> bool:
+    """The batch page keeps refreshing until its webhook's first attempt is known (not through retries)."""
+    return bool(webhook) and (webhook["status"] == "waiting" or (
+        webhook["status"] == "pending" and webhook["last_status_code"] is None and webhook["last_error"] is None))
 
 
 class BatchCancel(Page):
