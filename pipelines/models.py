@@ -259,6 +259,16 @@ class ApiKey(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(64))
 
 
+class ConsoleLogout(Base):
+    """A console session ended by its log-out (migration 0009): the session cookie's nonce, refused from
+    then on even if the cookie was copied, until the session would have expired anyway."""
+
+    __tablename__ = "console_logouts"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class AppSecret(Base):
     """Server-side secrets made once per database (migration 0006), e.g. the key that signs page cursors."""
 

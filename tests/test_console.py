@@ -81,10 +81,18 @@ def test_login_sets_a_strict_httponly_cookie_without_the_key_and_logout_ends_it(
     # log-out needs the form's CSRF token
     r = b.post_form("/console/logout", {"csrf": "forged"})
     assert r.status_code == 400 and "CSRF" in r.text
+    copied = b.cookies["ssk_console"]  # e.g. taken from the browser before the log-out
     r = b.post_form("/console/logout", {"csrf": b.csrf(page.text)})
     assert r.status_code == 303 and r.headers["location"] == "/console/login"
     assert "ssk_console" not in b.cookies
     assert b.get("/console/batches").status_code == 303
+    # the copy no longer opens a page either: the session itself ended
+    stale = falcon.testing.TestClient(app).simulate_get("/console/batches", cookies={"ssk_console": copied})
+    assert stale.status_code == 303 and stale.headers["location"].startswith("/console/login")
+    # a second session of the same key is not affected by the first one's log-out
+    b2 = Browser(app)
+    b2.login(key)
+    assert b2.get("/console/batches").status_code == 200
 
 
 def test_cookie_is_secure_over_https(app):

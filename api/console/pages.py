@@ -176,7 +176,7 @@ class Logout(Page):
         current = session.current(req, self.c.store)
         if current is not None:
             self.c.check_csrf(req, current, read_form(req))
-        session.end(req, resp)
+        session.end(req, resp, self.c.store, current)
         raise falcon.HTTPSeeOther(f"{PREFIX}/login")
 
 
