@@ -32,7 +32,8 @@ def deploy_to_second_scrapyd(tmp_path, api_pg_url, api_sites) -> ScrapydProcess:
         # a clean copy of the project with a deploy target pointing at the remote
         src = tmp_path / "src"
         shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "__pycache__", "dbs", "logs", "*.db*",
-                                                                  "bench", ".pytest_cache"))
+                                                                  "bench", ".pytest_cache", ".venv", "artifacts",
+                                                                  "build", "*.egg-info", ".env"))
         with open(src / "scrapy.cfg", "a") as f:
             f.write(f"\n[deploy:second]\nurl = {remote.url}/\nproject = scrapersky\nusername = deployer\npassword = pw\n")
         out = subprocess.run([str(VENV_BIN / "scrapyd-deploy"), "second", "-p", "scrapersky", "--version", "r1"],
