@@ -373,6 +373,18 @@ class Store:
 
 
     # ---------------------------------------------------------------- listings (keyset paged, newest first)
+    def _newest_first(self, table, columns: list[Any], where: list[Any], after: tuple[Any, str] | None,
+                      limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """(rows matching `where`, one page of them newest first): keyset paging on (created_at, id)."""
+        q = select(*columns).where(*where)
+        if after is not None:
+            q = q.where(tuple_(table.c.created_at, table.c.id) < tuple_(literal(_ts(after[0]), table.c.created_at.type),
+                                                                 literal(_uuid(after[1]), table.c.id.type)))
+        q = q.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+            return total, [dict(r) for r in conn.execute(q).mappings()]
+
     def list_batches(self, status: str | None, created_after: dt.datetime | None, after: tuple[Any, str] | None,
                      limit: int, tenant: Any = None) -> tuple[int, list[dict[str, Any]]]:
         where = []
@@ -382,34 +394,17 @@ class Store:
             where.append(batches.c.created_at > created_after)
         if tenant is not None:
             where.append(batches.c.tenant == tenant)
-        q = select(batches.c.id, batches.c.status, batches.c.created_at, batches.c.finished_at,
-                   batches.c.total_jobs).where(*where)
-        if after is not None:
-            q = q.where(tuple_(batches.c.created_at, batches.c.id) < tuple_(literal(_ts(after[0]), batches.c.created_at.type),
-                                                                   literal(_uuid(after[1]), batches.c.id.type)))
-        q = q.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(batches).where(*where)).scalar_one()
-            return total, [dict(r) for r in conn.execute(q).mappings()]
+        return self._newest_first(batches, [batches.c.id, batches.c.status, batches.c.created_at,
+                                            batches.c.finished_at, batches.c.total_jobs], where, after, limit)
 
     def list_jobs(self, domain: str | None, status: str | None, outcome: str | None, batch_id: uuid.UUID | None,
                   after: tuple[Any, str] | None, limit: int, tenant: Any = None) -> tuple[int, list[dict[str, Any]]]:
-        where = []
-        for column, wanted in ((jobs.c.domain, domain), (jobs.c.status, status), (jobs.c.outcome, outcome),
-                               (jobs.c.batch_id, batch_id)):
-            if wanted is not None:
-                where.append(column == wanted)
-        if tenant is not None:
-            where.append(jobs.c.tenant == tenant)
-        q = select(jobs.c.id, jobs.c.domain, jobs.c.batch_id, jobs.c.status, jobs.c.outcome, jobs.c.error,
-                   jobs.c.urls_found, jobs.c.created_at, jobs.c.finished_at).where(*where)
-        if after is not None:
-            q = q.where(tuple_(jobs.c.created_at, jobs.c.id) < tuple_(literal(_ts(after[0]), jobs.c.created_at.type),
-                                                             literal(_uuid(after[1]), jobs.c.id.type)))
-        q = q.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(jobs).where(*where)).scalar_one()
-            return total, [dict(r) for r in conn.execute(q).mappings()]
+        where = [column == wanted for column, wanted in ((jobs.c.domain, domain), (jobs.c.status, status),
+                                                         (jobs.c.outcome, outcome), (jobs.c.batch_id, batch_id),
+                                                         (jobs.c.tenant, tenant)) if wanted is not None]
+        return self._newest_first(jobs, [jobs.c.id, jobs.c.domain, jobs.c.batch_id, jobs.c.status, jobs.c.outcome,
+                                         jobs.c.error, jobs.c.urls_found, jobs.c.created_at, jobs.c.finished_at],
+                                  where, after, limit)
 
     def list_domains(self, q: str | None, has_sitemap: bool | None, sort: str, after: tuple[Any, Any] | None,
                      limit: int, tenant: Any = None) -> tuple[int, list[dict[str, Any]]]:
