@@ -480,15 +480,13 @@ class Operation:
 
     def read_query(self, req: falcon.Request) -> dict[str, Any]:
         """The query string as typed values (defaults filled in); 400 JSON for anything the document
-        does not allow. A blank value counts as absent."""
+        does not allow."""
         values: dict[str, Any] = {}
         for name, raw in req.params.items():
             if isinstance(raw, list):
                 if name in self.params:
                     raise ApiError(falcon.HTTP_400, "Invalid parameter", f"{name[:50]} is given more than once.")
                 values[name] = raw[0]
-                continue
-            if raw == "":
                 continue
             values[name] = self._typed(name, raw)
         error = best_match(self.query.iter_errors(values))
@@ -590,6 +588,16 @@ class Contract:
     def validator(self, schema: dict[str, Any]) -> Draft202012Validator:
         return Draft202012Validator(schema, registry=self.registry,
                                     format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    def response_validator(self, path: str, method: str, status: int | str,
+                           media_type: str = "application/json") -> Draft202012Validator:
+        """The validator of one declared response body (the tests hold real responses to it); KeyError
+        when the operation declares no such status or media type."""
+        where = ("paths", path, method.lower(), "responses", str(status), "content", media_type)
+        node: Any = self.document
+        for part in where:
+            node = node[part]
+        return self.validator({"$ref": f"{DOC_URI}#{_pointer(*where, 'schema')}"})
 
     def operation(self, uri_template: str | None, method: str) -> Operation | None:
         """The operation a routed request is for; None for routes outside the document (console, /docs)."""
