@@ -12,7 +12,8 @@ every request (`ContractMiddleware`), so the two cannot drift.
   e.g. more domains than a batch takes -> 413). Resources read the checked values from
   `req.context.query` (defaults filled in) and `req.context.body`.
 - What a schema cannot say stays in code: whether a domain names a public site
-  (`api.http.site_or_400`, 400), cursors (signed, `api.http.decode_cursor`, 400), ids that exist (404).
+  (`api.http.site_or_400`, 400; such operations carry `x-domain-input: true`), cursors (signed,
+  `api.http.decode_cursor`, 400), ids that exist (404).
 
 Why `jsonschema` and not spectree/pydantic: the document was already hand-written JSON Schema and the
 API's errors are its own JSON {title, description} with 400/413/422 rules; spectree would put pydantic
@@ -342,7 +343,9 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
                            query("format", {"type": "string", "enum": ["json", *EXPORT_MEDIA], "default": "json"}),
                            query("change", {"type": "string", "enum": ["all", "new", "removed"], "default": "all"})],
             "responses": {"200": {**_export("the URLs"), "content": {
-                "application/json": {"schema": ref("UrlPage")}, **_export("")["content"]}},
+                "application/json": {"schema": ref("UrlPage")}, **_export("")["content"]},
+                "headers": {**_export("")["headers"], "X-Job-Status": {
+                    "schema": JOB_STATUS, "description": "streamed formats: the job's status"}}},
                 **_errors(410)}}},
         f"{API}/jobs/{{job_id}}/sitemaps": {"get": {
             "summary": "The sitemap files the job saw", "operationId": "jobSitemaps",
