@@ -13,7 +13,8 @@ from api.config import Config
 from api.console import add_console
 from api.dispatcher import Dispatcher, make_clients
 from api.http import register_error_handlers
-from api.openapi import OpenApiResource, build
+from api.docs import add_docs
+from api.openapi import Contract, ContractMiddleware, OpenApiResource
 from api.resources.batch import BatchCancelResource, BatchDeliveriesResource, BatchResource, BatchStatusResource
 from api.resources.health import DatabaseHealthResource, HealthResource
 from api.resources.jobs import JobCancelResource, JobDeliveriesResource, ScanResource, StatusResource
@@ -54,7 +55,9 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
         logger.warning("no API key exists yet: every /api/v1 request will get 401. Create the first one with "
                        "`%s` (prints the key once)", FIRST_KEY_HINT)
 
-    app = ScraperSkyApp(cors_enable=False, middleware=[AuthMiddleware(store, config)])
+    contract = Contract.from_config(config)  # the OpenAPI document, and the request checks made from it
+    app = ScraperSkyApp(cors_enable=False, middleware=[AuthMiddleware(store, config),
+                                                       ContractMiddleware(contract, config.max_body_bytes)])
     app.req_options.strip_url_path_trailing_slash = True
     register_error_handlers(app)
     app.add_route(f"{API}/scrapersky", ScanResource(store, config, dispatcher))
@@ -75,13 +78,15 @@ def create_app(config: Config | None = None, *, start_dispatcher: bool | None = 
     app.add_route(f"{API}/domains/{{domain}}/changes", DomainChangesResource(store))
     app.add_route("/health", HealthResource(store, clients, config.project))
     app.add_route("/health/database", DatabaseHealthResource(store))
-    app.add_route(f"{API}/openapi.json", OpenApiResource(build(config.max_batch_domains, config.max_pages_limit)))
+    app.add_route(f"{API}/openapi.json", OpenApiResource(contract.document))
+    add_docs(app, f"{API}/openapi.json")
 
     add_console(app, store, config, dispatcher)
 
     app.scrapersky_store = store
     app.scrapersky_dispatcher = dispatcher
     app.scrapersky_config = config
+    app.scrapersky_contract = contract
     run = config.run_dispatcher if start_dispatcher is None else start_dispatcher
     if run:
         dispatcher.start()

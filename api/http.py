@@ -1,4 +1,5 @@
-"""Request/response helpers: bounded JSON bodies, strict field checking, JSON errors everywhere."""
+"""Request/response helpers: bounded JSON bodies, JSON errors everywhere, signed cursors. What a request
+may contain is checked against the OpenAPI document (api/openapi.py)."""
 
 from __future__ import annotations
 
@@ -83,9 +84,19 @@ def not_found(what: str) -> ApiError:
     return ApiError(falcon.HTTP_404, "Not found", what)
 
 
+# Retry-After (seconds) of every 503: a database or scrapyd outage has no known end; clients poll again.
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+def unavailable(title: str, description: str) -> ApiError:
+    """503 with Retry-After, also given in the body as `retry_after`."""
+    return ApiError(falcon.HTTP_503, title, description,
+                    headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}, retry_after=UNAVAILABLE_RETRY_AFTER)
+
+
 def handle_db_error(req, resp, exc, params) -> None:
     logger.warning("database error on %s %s: %s", req.method, req.path, str(exc).splitlines()[0])
-    raise ApiError(falcon.HTTP_503, "Database unavailable", "The database could not be reached; retry later.")
+    raise unavailable("Database unavailable", "The database could not be reached; retry later.")
 
 
 def handle_unexpected(req, resp, exc, params) -> None:
@@ -155,26 +166,6 @@ def read_json_object(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
     return data
 
 
-def check_fields(data: dict[str, Any], allowed: set[str], required: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise invalid(f"Unknown field(s): {', '.join(repr(u[:50]) for u in unknown[:10])}. Allowed: {', '.join(sorted(allowed))}.")
-    missing = sorted(f for f in required if f not in data)
-    if missing:
-        raise invalid(f"Missing field(s): {', '.join(missing)}.")
-
-
-def optional_int(data: dict[str, Any], name: str, low: int, high: int) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(f"{name} must be an integer between {low} and {high}.")
-    if not low <= value <= high:
-        raise invalid(f"{name} must be between {low} and {high}.")
-    return value
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
@@ -208,10 +199,6 @@ def decode_cursor(raw: str | None, kind: type, key: bytes, scope: str) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, str) and "\x00" in value):
         raise refused
     return value
-
-
-def get_limit(req: falcon.Request, default: int, maximum: int) -> int:
-    return req.get_param_as_int("limit", min_value=1, max_value=maximum, default=default)
 
 
 def json_response(resp: falcon.Response, body: Any, status: str = falcon.HTTP_200) -> None:

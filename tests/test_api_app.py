@@ -377,13 +377,16 @@ def test_openapi_documents_every_route(api):
     app, c = api
     doc = c.simulate_get(f"{API}/openapi.json").json
     assert doc["openapi"].startswith("3.")
-    documented = {p.replace("{job_id}", "{job_id:uuid}").replace("{batch_id}", "{batch_id:uuid}") for p in doc["paths"]}
+    documented = {(p.replace("{job_id}", "{job_id:uuid}").replace("{batch_id}", "{batch_id:uuid}"), m)
+                  for p, ops in doc["paths"].items() for m in ops}
     routes = set()
 
     def walk(nodes):
         for n in nodes:
-            if n.resource is not None and not (n.uri_template == "/" or n.uri_template.startswith("/console")):
-                routes.add(n.uri_template)  # the console's HTML pages are not part of the API document
+            html = n.uri_template == "/" or (n.uri_template or "").startswith(("/console", "/docs"))
+            if n.resource is not None and not html:  # the console's and /docs' HTML pages are not in the document
+                routes.update((n.uri_template, m) for m in ("get", "post", "put", "patch", "delete")
+                              if hasattr(n.resource, f"on_{m}"))
             walk(n.children)
 
     walk(app._router._roots)

@@ -10,13 +10,11 @@ import falcon
 from api.config import Config
 from pipelines.domains import DomainError, parse_site
 from api.auth import scope
-from api.http import (ApiError, check_fields, decode_cursor, encode_cursor, get_limit, invalid, json_response,
-                      not_found, optional_int, read_json_object, too_many)
+from api.http import ApiError, decode_cursor, encode_cursor, invalid, json_response, not_found, too_many
 from api.quotas import QuotaExceeded, Quotas
 from api.store import Store, derive_batch_status
 from api.webhooks import delivery_view, webhook_request
 from pipelines.models import utcnow
-from pipelines.status import JobStatus
 
 API = "/api/v1"
 
@@ -29,13 +27,9 @@ class BatchResource:
         self.quotas = Quotas.from_config(config)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = read_json_object(req, self.config.max_body_bytes)
-        check_fields(data, {"domains", "max_pages", "callback_url"}, {"domains"})
-        max_pages = optional_int(data, "max_pages", 1, self.config.max_pages_limit)
-        items = data["domains"]
-        if not isinstance(items, list):
-            raise invalid("domains must be a list of domain names or http(s) URLs.")
-        result = submit_batch(self.store, self.config, self.quotas, self.dispatcher, items, max_pages,
+        data = req.context.body  # checked against BatchRequest (api/openapi.py)
+        max_pages = int(data["max_pages"]) if "max_pages" in data else None
+        result = submit_batch(self.store, self.config, self.quotas, self.dispatcher, data["domains"], max_pages,
                               req.context.tenant, req.context.is_admin, data.get("callback_url"),
                               req.context.key_name)
         resp.location = result["status_url"]
@@ -114,13 +108,10 @@ class BatchStatusResource:
         row = self.store.batch_row(batch_id, scope(req))
         if row is None:
             raise not_found(f"No batch with id {batch_id}.")
-        limit = get_limit(req, 100, 1000)
-        status_filter = req.get_param("status")
-        if status_filter is not None and status_filter not in {s.value for s in JobStatus}:
-            raise ApiError(falcon.HTTP_400, "Invalid parameter",
-                           f"status must be one of {', '.join(s.value for s in JobStatus)}.")
+        q = req.context.query
+        limit, status_filter = q["limit"], q.get("status")
         cursor_scope = f"batch:{batch_id}:{status_filter or ''}"
-        after = decode_cursor(req.get_param("cursor"), str, self.store.cursor_key, cursor_scope)
+        after = decode_cursor(q.get("cursor"), str, self.store.cursor_key, cursor_scope)
         p = batch_progress(self.store, row)
         info, status, finished_at, counts = p["info"], p["status"], p["finished_at"], p["counts"]
         total, progress, eta = p["total"], p["progress"], p["eta_seconds"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from api.http import json_response
+from api.http import UNAVAILABLE_RETRY_AFTER, json_response
 from api.scrapyd_client import ScrapydClient, ScrapydError
 from api.store import Store
 
@@ -41,7 +41,7 @@ class HealthResource:
             down = [why for why, up in (("the database cannot be reached", db["ok"]),
                                         ("no scrapyd node answers", scrapyd_ok)) if not up]
             body.update(title="Service unavailable", description=f"{'; '.join(down).capitalize()}; retry later.")
-        json_response(resp, body, falcon.HTTP_200 if ok else falcon.HTTP_503)
+        respond(resp, body, ok)
 
 
 class DatabaseHealthResource:
@@ -55,4 +55,12 @@ class DatabaseHealthResource:
         body = {"status": "ok" if db["ok"] else "unavailable", "database": db}
         if not db["ok"]:
             body.update(title="Database unavailable", description="The database could not be reached; retry later.")
-        json_response(resp, body, falcon.HTTP_200 if db["ok"] else falcon.HTTP_503)
+        respond(resp, body, db["ok"])
+
+
+def respond(resp: falcon.Response, body: dict, ok: bool) -> None:
+    """200, or 503 with Retry-After (also `retry_after` in the body)."""
+    if not ok:
+        body["retry_after"] = UNAVAILABLE_RETRY_AFTER
+        resp.set_header("Retry-After", str(UNAVAILABLE_RETRY_AFTER))
+    json_response(resp, body, falcon.HTTP_200 if ok else falcon.HTTP_503)

@@ -10,8 +10,7 @@ import falcon
 
 from api.config import Config
 from api.auth import scope
-from api.http import (ApiError, check_fields, invalid, json_response, not_found, optional_int,
-                      read_json_object, site_or_400, too_many)
+from api.http import ApiError, json_response, not_found, site_or_400, too_many
 from api.quotas import QuotaExceeded, Quotas
 from api.store import HOME_FIELDS, Store
 from api.webhooks import delivery_view, webhook_request
@@ -73,15 +72,11 @@ class ScanResource:
         self.quotas = Quotas.from_config(config)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = read_json_object(req, self.config.max_body_bytes)
-        check_fields(data, {"base_url", "max_pages", "callback_url"}, {"base_url"})
-        max_pages = optional_int(data, "max_pages", 1, self.config.max_pages_limit)
-        if not isinstance(data["base_url"], str):
-            raise invalid("base_url must be a string: a domain or an http(s) URL.")
+        data = req.context.body  # checked against ScanRequest (api/openapi.py)
         site = site_or_400(data["base_url"])
         domain = site.name
         webhook = webhook_request(data.get("callback_url"), req.context.key_name, self.config.allow_private)
-        options = {"max_pages": max_pages} if max_pages is not None else {}
+        options = {"max_pages": int(data["max_pages"])} if "max_pages" in data else {}
         try:  # durable before the 202
             job_id = self.store.create_job(domain, {**options, "target": site.target}, req.context.tenant,
                                            None if req.context.is_admin else self.quotas.check, webhook)

@@ -19,8 +19,7 @@ from typing import Any
 import falcon
 
 from api.auth import scope
-from api.http import (ApiError, site_or_400, decode_cursor, dumps, encode_cursor, get_limit, json_response,
-                      not_found)
+from api.http import ApiError, decode_cursor, dumps, encode_cursor, json_response, not_found, site_or_400
 from api.store import HOME_FIELDS, Store, iso
 from pipelines.rows import URL_COLUMNS, csv_cell, url_row
 
@@ -48,20 +47,16 @@ class JobUrlsResource:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: uuid.UUID) -> None:
-        fmt = req.get_param("format") or "json"
-        if fmt not in ("json", "jsonl", "csv"):
-            raise ApiError(falcon.HTTP_400, "Invalid parameter", "format must be json, jsonl or csv.")
-        change = req.get_param("change") or "all"
-        if change not in ("all", "new", "removed"):
-            raise ApiError(falcon.HTTP_400, "Invalid parameter", "change must be all, new or removed.")
+        q = req.context.query  # checked against the jobUrls parameters (api/openapi.py)
+        fmt, change = q["format"], q["change"]
         job = self.store.job_row(job_id, scope(req))
         if job is None:
             raise not_found(f"No job with id {job_id}.")
         pair = self._pair(job, change)
         if fmt == "json":
-            limit = get_limit(req, 1000, 10_000)
+            limit = q["limit"]
             cursor_scope = f"urls:{job_id}:{change}"
-            after = decode_cursor(req.get_param("cursor"), str, self.store.cursor_key, cursor_scope)
+            after = decode_cursor(q.get("cursor"), str, self.store.cursor_key, cursor_scope)
             rows = self.store.list_pages(*pair, after, limit + 1)
             more = len(rows) > limit
             rows = rows[:limit]
@@ -147,9 +142,7 @@ class BatchUrlsResource:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, batch_id: uuid.UUID) -> None:
-        fmt = req.get_param("format") or "csv"
-        if fmt not in ("jsonl", "csv"):
-            raise ApiError(falcon.HTTP_400, "Invalid parameter", "format must be csv or jsonl.")
+        fmt = req.context.query["format"]
         if self.store.batch_row(batch_id, scope(req)) is None:
             raise not_found(f"No batch with id {batch_id}.")
         chunks = self.store.stream_batch_pages(batch_id)
@@ -232,10 +225,11 @@ class DomainChangesResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, domain: str) -> None:
         name = site_or_400(domain).name
-        ids = {key: self._job_param(req, key) for key in ("from", "to")}
-        limit = get_limit(req, 1000, 10_000)
+        q = req.context.query  # from and to are UUIDs (api/openapi.py)
+        ids = {key: uuid.UUID(q[key]) for key in ("from", "to")}
+        limit = q["limit"]
         cursor_scope = f"changes:{name}:{ids['from']}:{ids['to']}"
-        after = self._cursor(req.get_param("cursor"), self.store.cursor_key, cursor_scope)
+        after = self._cursor(q.get("cursor"), self.store.cursor_key, cursor_scope)
         domain_id = self.store.domain_id(name)
         if domain_id is None:
             raise not_found(f"{name} has not been scanned.")
@@ -269,16 +263,6 @@ class DomainChangesResource:
                 cursor.append(False)
         body["next_cursor"] = encode_cursor(cursor, self.store.cursor_key, cursor_scope) if more else None
         json_response(resp, body)
-
-    @staticmethod
-    def _job_param(req: falcon.Request, key: str) -> uuid.UUID:
-        raw = req.get_param(key)
-        if not raw:
-            raise ApiError(falcon.HTTP_400, "Missing parameter", f"{key} (a job id of this domain) is required.")
-        try:
-            return uuid.UUID(raw)
-        except ValueError:
-            raise ApiError(falcon.HTTP_400, "Invalid parameter", f"{key} must be a job id (a UUID).") from None
 
     @staticmethod
     def _cursor(raw: str | None, key: bytes, cursor_scope: str) -> list[Any]:
