@@ -80,6 +80,13 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def assert_declared(app, path: str, body: dict, status: int = 200, method: str = "GET") -> None:
+    """`body` matches the OpenAPI document's schema of that response (api/openapi.py)."""
+    validator = app.scrapersky_contract.response_validator(path, method, status)
+    errors = [e.message for e in validator.iter_errors(body)]
+    assert not errors, (path, errors[:5])
+
+
 def assert_error(resp, status: int) -> dict:
     assert resp.status_code == status, resp.text
     assert resp.json["title"] and resp.json["description"]
@@ -140,6 +147,10 @@ def test_finished_batch_is_announced_once_signed_with_counts_matching_its_status
 
     seen = delivery_of(c, batch_id)
     assert seen["payload"] == payload and seen["attempts"] == 1 and seen["last_status_code"] == 200
+    # the document declares every field of these answers, the webhook body included
+    assert_declared(app, f"{API}/batch/status/{{batch_id}}", status)
+    assert_declared(app, f"{API}/batches/{{batch_id}}/deliveries",
+                    c.simulate_get(f"{API}/batches/{batch_id}/deliveries").json)
     assert seen["last_error"] is None and seen["delivered_at"] and seen["next_attempt_at"] is None
     assert status["webhook"] == {k: v for k, v in seen.items() if k != "payload"}
 
@@ -209,6 +220,10 @@ def test_receiver_failing_twice_gets_the_same_signed_body_until_it_answers_200(d
     assert payload["event"] == "scan.finished" and payload["job_id"] == job["job_id"]
     assert (payload["status"], payload["outcome"], payload["urls_found"]) == ("complete", "ok", 7)
     assert payload["counts"]["complete"] == 1 and payload["outcomes"] == {"ok": 1}
+    assert_declared(app, f"{API}/status/{{job_id}}", status)
+    assert_declared(app, f"{API}/jobs/{{job_id}}/deliveries",
+                    c.simulate_get(f"{API}/jobs/{job['job_id']}/deliveries").json)
+    assert_declared(app, f"{API}/scrapersky", job, 202, "POST")
     assert status["webhook"]["status"] == "delivered" and status["webhook"]["attempts"] == 3
 
 
@@ -266,7 +281,7 @@ def test_redirects_are_not_followed(db_url):
     ("https://hooks.example.com:99999/x", 400, "port"),
     ("https:///x", 400, "no host"),
     ("http://hooks.example.com/a b", 400, "spaces"),
-    ("https://hooks.example.com/" + "x" * 2100, 400, "longer"),
+    ("https://hooks.example.com/" + "x" * 2100, 422, "2048"),  # the body schema (api/openapi.py)
     (42, 422, "string"),
     (["http://x.example.com"], 422, "string"),
 ])
