@@ -27,7 +27,7 @@ from tests.sites import SiteServer
 from tests.tcp_proxy import FlakyTcpProxy
 
 API = "/api/v1"
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("faults")]  # one worker runs them in turn
 
 
 # ------------------------------------------------------------------------------------------ helpers

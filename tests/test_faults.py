@@ -34,7 +34,7 @@ from tests.sites import Resp, SiteServer
 
 API = "/api/v1"
 DOMAINS, URLS = 200, 100
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.timeout(400), pytest.mark.xdist_group("faults")]  # one worker runs them in turn
 
 
 def slow(resp: Resp, delay: float) -> Resp:
