@@ -78,7 +78,8 @@ def _written(store: Store, what: UrlExport, buf: io.StringIO) -> Iterator[bytes]
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)
             buf.truncate()
-    yield buf.getvalue().encode("utf-8")
+    if buf.tell():
+        yield buf.getvalue().encode("utf-8")
 
 
 def jsonl_body(store: Store, what: UrlExport) -> Iterator[bytes]:

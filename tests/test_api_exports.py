@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from api.http import dumps
 from api.store import UrlExport, jobs
-from pipelines.rows import URL_COLUMNS, csv_cell, url_row
+from pipelines.rows import URL_COLUMNS, csv_cell, format_time, url_row
 from pipelines import store
 from tests.api_fixtures import free_port, key_client, make_client, make_config, new_key
 from tests.test_scans import sitemap_fields
@@ -229,3 +229,101 @@ def test_exports_are_byte_identical_to_the_row_formatter(awkward):
     if app.scrapersky_store.is_postgres:  # both of PostgreSQL's paths were compared above
         assert app.scrapersky_store.export_plain(UrlExport(plain_jobs["alpha.test"]))
         assert not app.scrapersky_store.export_plain(UrlExport(odd_jobs["odd.test"]))
+
+
+def wsgi_pieces(app, path: str, query: str, key: str, first_only: bool = False) -> tuple[str, dict, list[bytes]]:
+    """(status, headers, body pieces) of a GET straight through the WSGI app, as a server sends them; with
+    `first_only` the response is closed after its first piece (a client that went away)."""
+    import falcon.testing
+
+    got = {}
+
+    def start_response(status, headers, exc_info=None):
+        got["status"], got["headers"] = status, {k.lower(): v for k, v in headers}
+
+    body = app(falcon.testing.create_environ(path=path, query_string=query,
+                                             headers={"Authorization": f"Bearer {key}"}), start_response)
+    pieces = []
+    try:
+        for piece in body:
+            pieces.append(piece)
+            if first_only:
+                break
+    finally:
+        body.close()
+    return got["status"], got["headers"], pieces
+
+
+def test_parquet_export_matches_the_csv_and_json_exports_in_row_groups(awkward, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from api import exports
+
+    app, client, plain, plain_jobs, odd, odd_jobs = awkward
+    monkeypatch.setattr(exports, "PARQUET_ROW_GROUP_ROWS", 4)
+    key = new_key(app)
+    for path in (f"{API}/batches/{plain}/urls", f"{API}/batches/{odd}/urls", f"{API}/jobs/{plain_jobs['zeta.test']}/urls"):
+        status, headers, pieces = wsgi_pieces(app, path, "format=parquet", key)
+        assert status.startswith("200") and headers["content-type"] == "application/vnd.apache.parquet"
+        assert headers["content-disposition"].endswith('.parquet"') and "content-encoding" not in headers
+        table = pq.read_table(io.BytesIO(b"".join(pieces)))
+        jsonl_resp = client.simulate_get(path, params={"format": "jsonl"})
+        objects = [json.loads(line) for line in jsonl_resp.text.split("\n")[:-1]]
+        assert table.column_names == list(objects[0]) and table.num_rows == len(objects) > 4
+        assert table.schema.field("lastmod").type == pa.timestamp("us", tz="UTC")
+        assert table.schema.field("priority").type == pa.float64()
+        assert all(table.schema.field(n).type == pa.string() for n in table.column_names if n not in ("lastmod", "priority"))
+        meta = pq.ParquetFile(io.BytesIO(b"".join(pieces))).metadata
+        assert meta.num_row_groups == -(-len(objects) // 4) and len(pieces) >= meta.num_row_groups  # sent as written
+        rows = table.to_pylist()
+        for row, obj in zip(rows, objects):
+            assert (format_time(row["lastmod"]) if row["lastmod"] else None) == obj["lastmod"]
+            assert row["priority"] == obj["priority"]
+            for name in table.column_names:  # the strings, and the nested values as the JSON text of the CSV
+                if name not in ("lastmod", "priority"):
+                    assert row[name] == (None if obj[name] is None else str(csv_cell(obj[name]))), name
+        if path.endswith(f"{plain}/urls"):  # and as a spreadsheet reads the CSV (the odd batch has a bare CR)
+            cells = csv_rows(client.simulate_get(path, params={"format": "csv"}).text)
+            assert [{k: "" if v is None else str(v) for k, v in row.items() if k != "lastmod"} for row in rows] == \
+                [{k: v for k, v in cell.items() if k != "lastmod"} for cell in cells]
+        gz = client.simulate_get(path, params={"format": "parquet"}, headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in gz.headers and gz.content == b"".join(pieces)
+
+
+def test_a_closed_export_stops_and_frees_its_connection(awkward, monkeypatch):
+    """A client that goes away mid-download: the export (on PostgreSQL its COPY thread) stops, its database
+    connection goes back to the pool, and the next export is whole."""
+    import threading
+
+    from api import exports
+
+    app, client, plain, plain_jobs, *_ = awkward
+    monkeypatch.setattr(exports, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(exports, "QUEUE_CHUNKS", 1)
+    key = new_key(app)
+    path = f"{API}/batches/{plain}/urls"
+    for fmt in ("csv", "jsonl", "parquet"):
+        status, _, pieces = wsgi_pieces(app, path, f"format={fmt}", key, first_only=True)
+        assert status.startswith("200") and len(pieces) == 1
+    for _ in range(200):  # the COPY thread sees the close at its next row
+        if not any(t.name == "export-copy" for t in threading.enumerate()):
+            break
+        threading.Event().wait(0.05)
+    assert not any(t.name == "export-copy" for t in threading.enumerate())
+    assert app.scrapersky_store.engine.pool.checkedout() == 0
+    lead = ("domain", "job_id")
+    rows = [[d, str(j), *r] for d, j in sorted(plain_jobs.items()) for r in reference_rows(app, j)]
+    for fmt, reference in (("csv", reference_csv), ("jsonl", reference_jsonl)):
+        status, _, pieces = wsgi_pieces(app, path, f"format={fmt}", key)
+        assert b"".join(pieces) == reference(rows, lead + URL_COLUMNS)
+        assert len(pieces) > 10 or not app.scrapersky_store.is_postgres  # COPY's pieces of CHUNK_BYTES
+
+
+def test_jsonl_from_copy_survives_any_split_of_its_doubled_backslashes():
+    from api.exports import _undoubled
+
+    lines = b'{"a":"\\\\ \\"x\\" \\\\\\\\"}\n{"b":"\\\\"}\n'  # COPY's text: every backslash doubled
+    for size in range(1, 9):
+        pieces = [lines[i:i + size] for i in range(0, len(lines), size)]
+        assert b"".join(_undoubled(p for p in pieces)) == lines.replace(b"\\\\", b"\\")
