@@ -75,13 +75,11 @@ _JSON_SEPARATORS = r'("(?:[^"\\]|\\.)*")|([,:]) '
 @dataclasses.dataclass
 class UrlExport:
     """What one export lists: the URLs of scan `job_id` that scan `other_id` did not see (all when None),
-    or every URL of every job of batch `batch_id` (with the lead columns `domain` and `job_id`). `plain`
-    is set by `Store.export_plain`."""
+    or every URL of every job of batch `batch_id` (with the lead columns `domain` and `job_id`)."""
 
     job_id: uuid.UUID | None = None
     other_id: uuid.UUID | None = None
     batch_id: uuid.UUID | None = None
-    plain: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -265,56 +263,42 @@ class Store:
             cols[name] = cast(pages.c[name], Text) if self.is_postgres else type_coerce(pages.c[name], Text)
         return cols
 
-    def export_plain(self, what: UrlExport) -> bool:
-        """PostgreSQL: whether the database can write every row of `what` exactly as `pipelines.rows` does
-        (`copy_export`, and the nested cells of `export_rows`): priority within 0..1, no number and no
-        top-level true/false in a nested value (jsonb keeps a number's own digits, Python its float's),
-        no carriage return in a URL (PostgreSQL's CSV quotes it, Python's csv module does not). The
-        crawler never stores anything else; other rows take the Python path. Sets `what.plain`."""
-        if not self.is_postgres:
-            return False
+    def _odd_rows(self, what: UrlExport) -> Any:
+        """PostgreSQL: a row of `what` the database would not write exactly as `pipelines.rows` does, if
+        any: priority outside 0..1, a number or a top-level true/false in a nested value (jsonb keeps a
+        number's own digits, Python its float's), a carriage return in a URL (PostgreSQL's CSV quotes
+        it, Python's csv module does not). The crawler stores none but the last."""
         odd = [func.strpos(pages.c.url, "\r") > 0, func.strpos(sitemaps.c.url, "\r") > 0,
                ~pages.c.priority.between(0, 1)]
         for name in NESTED_COLUMNS:
             col = pages.c[name]
             odd += [func.jsonb_path_exists(col, _JSON_NUMBER), func.jsonb_typeof(col) == "boolean"]
-        q = self._export_select(what, [literal(1)]).where(or_(*odd)).order_by(None).limit(1)
-        with self.engine.connect() as conn:
-            what.plain = conn.execute(q).first() is None
-        return what.plain
+        return self._export_select(what, [literal(1)]).where(or_(*odd)).order_by(None).limit(1)
 
     def export_rows(self, what: UrlExport, nested: str, chunk: int = 5000) -> Iterator[list[Any]]:
         """Chunks of export rows (tuples of `what.columns`) on one server-side cursor (PostgreSQL): lastmod as
         its text, priority a float, the nested values as JSON values (`nested="values"`) or as the text
         of their CSV cell (`"cells"`), None when null."""
         cols = self._export_values(what)
-        if nested == "values":
-            fix = _value
-        elif not self.is_postgres:
-            fix = _sqlite_cell
-        elif what.plain:  # jsonb's own text is json.dumps's (same separators, key order and escapes)
-            fix = None
-            for name in NESTED_COLUMNS:
-                cols[name] = pages.c[name].op("#>>", return_type=Text)(literal_column("'{}'"))
-        else:
-            fix = _cell
+        fix = _value if nested == "values" else _cell if self.is_postgres else _sqlite_cell
         q = self._export_select(what, [c.label(k) for k, c in cols.items()])
         first = len(cols) - len(NESTED_COLUMNS)
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
             for part in result.partitions(chunk):
-                if fix is None:
-                    yield part
-                    continue
                 yield [row if row[first] is None and row[first + 1] is None and row[first + 2] is None
                        and row[first + 3] is None else (*row[:first], *map(fix, row[first:])) for row in part]
 
-    def copy_export(self, what: UrlExport, fmt: str, write: Callable[[bytes], Any]) -> None:
-        """PostgreSQL, when `export_plain(what)`: the rows of `what` from the database's own COPY, every
-        value formatted in SQL as `pipelines.rows` and `api.http.dumps` format it; `write` gets the bytes.
-        fmt "csv": `COPY ... (FORMAT csv)`, the CSV lines (no header). fmt "jsonl": `COPY ...` (text
-        format) of one JSON object per row, whose only escape is a doubled backslash (JSON text has
-        no tab or line break). A `write` that raises ends the COPY, and the connection is dropped."""
+    def copy_export(self, what: UrlExport, fmt: str, write: Callable[[bytes], Any]) -> bool:
+        """PostgreSQL: the rows of `what` from the database's own COPY, every value formatted in SQL as
+        `pipelines.rows` and `api.http.dumps` format it, `write` getting each row's bytes; or False, with
+        nothing written, when `what` has a row the database would write otherwise (`_odd_rows`: checked
+        in the COPY's own snapshot, so a scan still running cannot add one in between).
+        fmt "csv": `COPY ... (FORMAT csv)`, the CSV lines (no header); "csv-nulls": the same, but with
+        COPY's own rule for an empty string (quoted, where a null is not), for a CSV reader. fmt "jsonl":
+        `COPY ...` (text format) of one JSON object per row, whose only escape is a doubled backslash
+        (JSON text has no tab or line break). A `write` that raises ends the COPY, and the connection
+        is dropped."""
         cols = self._export_values(what)
         # repr()'s shortest round-trip digits (PostgreSQL's with extra_float_digits=1), and repr's ".0"
         digits = cast(cols["priority"], Text)
@@ -323,6 +307,11 @@ class Store:
             for name in NESTED_COLUMNS:
                 cols[name] = pages.c[name].op("#>>", return_type=Text)(literal_column("'{}'"))
             select_list = [func.nullif(c, "") for c in cols.values()]  # COPY quotes '', the csv module does not
+            options = "(FORMAT csv)"
+        elif fmt == "csv-nulls":  # for a CSV reader: '' is quoted, NULL is not
+            for name in NESTED_COLUMNS:
+                cols[name] = pages.c[name].op("#>>", return_type=Text)(literal_column("'{}'"))
+            select_list = list(cols.values())
             options = "(FORMAT csv)"
         else:
             line = None
@@ -338,20 +327,26 @@ class Store:
             select_list = [line + "}"]
             options = ""
         compiled = self._export_select(what, select_list).compile(dialect=self.engine.dialect)
+        check = self._odd_rows(what).compile(dialect=self.engine.dialect)
         raw = self.engine.raw_connection()
         done = False
         try:
             with raw.cursor() as cur:
-                sql = cur.mogrify(str(compiled), compiled.params)
-                cur.execute("SET LOCAL extra_float_digits = 1")  # PostgreSQL 12+'s default: shortest exact digits
-                cur.execute("SET LOCAL client_encoding = 'UTF8'")
-                cur.copy_expert(b"COPY (" + sql + b") TO STDOUT " + options.encode(), _CopySink(write))
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot: check, then COPY
+                cur.execute(str(check), check.params)
+                plain = cur.fetchone() is None
+                if plain:
+                    sql = cur.mogrify(str(compiled), compiled.params)
+                    cur.execute("SET LOCAL extra_float_digits = 1")  # PostgreSQL 12+'s default: shortest exact digits
+                    cur.execute("SET LOCAL client_encoding = 'UTF8'")
+                    cur.copy_expert(b"COPY (" + sql + b") TO STDOUT " + options.encode(), _CopySink(write))
             raw.rollback()
             done = True
         finally:
             if not done:
                 raw.invalidate()  # a COPY cut short leaves the connection mid-protocol
             raw.close()
+        return plain
 
     def list_sitemaps(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
         q = select(sitemaps).where(sitemaps.c.job_id == job_id).order_by(sitemaps.c.id)
