@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import queue
 import threading
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import falcon
 
 from api.http import dumps
-from api.store import Store, UrlExport
+from api.store import JSONL_MARK, Store, UrlExport
 
 CHUNK_BYTES = 256 * 1024  # bytes per piece handed to the server (and per gzip flush)
 QUEUE_CHUNKS = 8  # pieces a COPY may read ahead of a slow client
@@ -80,13 +81,24 @@ def csv_body(store: Store, what: UrlExport) -> Generator[bytes, None, None]:
 def jsonl_body(store: Store, what: UrlExport) -> Generator[bytes, None, None]:
     """One JSON object per line (the objects of the `format=json` listing)."""
     if store.is_postgres:
-        copy = _Copy(store, what, "jsonl")
+        copy = _Copy(store, what, "jsonl", each_row=_jsonl_row)
         if copy.plain():
             yield from copy
             return
     columns = what.columns
     for rows in store.export_rows(what, "values"):
         yield "".join([dumps(dict(zip(columns, row))) + "\n" for row in rows]).encode("utf-8")
+
+
+_MARK = JSONL_MARK.encode()
+
+
+def _jsonl_row(row: bytes) -> bytes:
+    """A JSON line from COPY's text format: backslashes undoubled; a marked line (nested values in
+    jsonb's text) made compact by `dumps`, as the Python path makes it."""
+    if row[:1] == _MARK:
+        return dumps(json.loads(row[1:].replace(b"\\\\", b"\\"))).encode("utf-8") + b"\n"
+    return row.replace(b"\\\\", b"\\")
 
 
 class _Stopped(Exception):
@@ -100,11 +112,12 @@ _NOT_PLAIN = object()
 class _Copy:
     """`header`, then the rows of PostgreSQL's COPY of an export (`Store.copy_export`), from a thread
     started by `plain`, in pieces of whole rows (about CHUNK_BYTES each) passed through a queue of
-    QUEUE_CHUNKS pieces: a slow reader holds the COPY back, and closing the iterator ends it. fmt
-    "jsonl": COPY's text format, in which the JSON lines' only escape is a doubled backslash, undone."""
+    QUEUE_CHUNKS pieces: a slow reader holds the COPY back, and closing the iterator ends it.
+    `each_row`, if given, rewrites each row's bytes."""
 
-    def __init__(self, store: Store, what: UrlExport, fmt: str, header: bytes = b"") -> None:
-        self._args = (store, what, fmt, header)
+    def __init__(self, store: Store, what: UrlExport, fmt: str, header: bytes = b"",
+                 each_row: Callable[[bytes], bytes] | None = None) -> None:
+        self._args = (store, what, fmt, header, each_row)
         self._pieces: queue.Queue[Any] = queue.Queue(QUEUE_CHUNKS)
         self._stop = threading.Event()
         self._first: Any = None
@@ -149,19 +162,19 @@ class _Copy:
                 continue
 
     def _run(self) -> None:
-        store, what, fmt, header = self._args
+        store, what, fmt, header, each_row = self._args
         parts = [header]
         size = len(header)
         limit = CHUNK_BYTES
-        undouble = fmt == "jsonl"
 
         def flush() -> None:
-            piece = b"".join(parts)
-            self._put(piece.replace(b"\\\\", b"\\") if undouble else piece)  # whole rows: never half a pair
+            self._put(b"".join(parts))
             parts.clear()
 
         def write(row: bytes) -> None:  # psycopg2 calls it once per row
             nonlocal size
+            if each_row is not None:
+                row = each_row(row)
             parts.append(row)
             size += len(row)
             if size >= limit:

@@ -68,8 +68,7 @@ NESTED_COLUMNS = ("images", "videos", "news", "alternates")  # the last four of 
 assert URL_COLUMNS[-4:] == NESTED_COLUMNS
 _PG_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 _JSON_NUMBER = literal('strict $.** ? (@.type() == "number")')
-# A JSON string, kept, or the blank after a separator outside strings, dropped: jsonb text -> compact JSON
-_JSON_SEPARATORS = r'("(?:[^"\\]|\\.)*")|([,:]) '
+JSONL_MARK = "\x1e"  # starts a JSON line of `copy_export` still to compact (JSON text never holds it raw)
 
 
 @dataclasses.dataclass
@@ -318,13 +317,14 @@ class Store:
             for name, col in cols.items():
                 if name == "priority":
                     value = col
-                elif name in NESTED_COLUMNS:  # jsonb's text without the blanks after its , and :
-                    value = func.regexp_replace(cast(pages.c[name], Text), _JSON_SEPARATORS, r"\1\2", "g", type_=Text)
+                elif name in NESTED_COLUMNS:
+                    value = cast(pages.c[name], Text)
                 else:
                     value = cast(func.to_json(col), Text)
                 part = literal(("{" if line is None else ",") + f'"{name}":') + func.coalesce(value, "null")
                 line = part if line is None else line + part
-            select_list = [line + "}"]
+            nested = or_(*(pages.c[name].isnot(None) for name in NESTED_COLUMNS))
+            select_list = [case((nested, literal(JSONL_MARK) + line + "}"), else_=line + "}")]
             options = ""
         compiled = self._export_select(what, select_list).compile(dialect=self.engine.dialect)
         check = self._odd_rows(what).compile(dialect=self.engine.dialect)
