@@ -45,7 +45,7 @@ DOC_URI = "urn:scrapersky:openapi"  # the document's URI for the validators' ref
 RETRY_AFTER = {"description": "seconds to wait before retrying", "required": True,
                "schema": {"type": "integer", "minimum": 1}}
 # Export formats of /jobs/{id}/urls and /batches/{id}/urls and their media types (one line per format).
-EXPORT_MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+EXPORT_MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
 
 # ------------------------------------------------------------------------------------------ schema helpers
@@ -143,7 +143,7 @@ def _export(description: str) -> dict[str, Any]:
     return {"description": description,
             "headers": {"Content-Disposition": {"schema": STR, "description": "attachment; filename=..."},
                         "Content-Encoding": {"schema": {"type": "string", "enum": ["gzip"]},
-                                             "description": "with Accept-Encoding: gzip"}},
+                                             "description": "csv and jsonl with Accept-Encoding: gzip (never parquet)"}},
             "content": {media: {"schema": {"type": "string"}} for media in EXPORT_MEDIA.values()}}
 
 
@@ -368,7 +368,7 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
                            "later scans. change=new: URLs the domain's previous complete scan (the latest "
                            "complete scan finished before this one started) did not see; change=removed: URLs "
                            "that scan saw and this one did not, with that scan's attributes. `limit` and `cursor` "
-                           "page the json format. Streamed formats are gzip-compressed with Accept-Encoding: gzip "
+                           "page the json format. csv and jsonl are gzip-compressed with Accept-Encoding: gzip "
                            "and carry the job's status in X-Job-Status.",
             "parameters": [path_param("job_id"), limit(1000, 10_000), CURSOR,
                            query("format", {"type": "string", "enum": ["json", *EXPORT_MEDIA], "default": "json"}),
@@ -390,7 +390,8 @@ def build(max_batch: int = 10_000, max_pages_limit: int = 10_000_000) -> dict[st
         f"{API}/batches/{{batch_id}}/urls": {"get": {
             "summary": "Every URL of every job of the batch (streamed)", "operationId": "batchUrls",
             "description": "Jobs in domain order, each job's URLs in URL order; each row is the jobUrls row "
-                           "after `domain` and `job_id`. Gzip-compressed with Accept-Encoding: gzip.",
+                           "after `domain` and `job_id`. csv and jsonl are gzip-compressed with Accept-Encoding: gzip; parquet "
+                           "(pyarrow, row groups streamed) is not.",
             "parameters": [path_param("batch_id"),
                            query("format", {"type": "string", "enum": list(EXPORT_MEDIA), "default": "csv"})],
             "responses": {"200": _export("the URLs")}}},

@@ -5,14 +5,17 @@ No HTTP call ever happens inside one of these transactions.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
+import json
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, literal, select, text, tuple_, update
+from sqlalchemy import (Text, and_, bindparam, case, cast, func, literal, literal_column, or_, select, text, tuple_,
+                        type_coerce, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +23,7 @@ from pipelines import lifecycle, scans
 from pipelines.domains import Site
 from pipelines.models import (DEFAULT_TENANT, AppSecret, BatchJob, Crawl, Domain, Job, Page, Sitemap, WebhookDelivery,
                               utcnow)
+from pipelines.rows import URL_COLUMNS, csv_cell
 from pipelines.status import ACTIVE_JOB_STATUSES, BatchStatus, DeliveryStatus, JobStatus
 
 jobs = Job.__table__
@@ -64,6 +68,54 @@ _JOB_STATUS_QUERY = (
     .where(jobs.c.id == bindparam("job_id", type_=jobs.c.id.type))
 )
 _TENANT_JOB_STATUS_QUERY = _JOB_STATUS_QUERY.where(jobs.c.tenant == bindparam("tenant"))
+
+
+NESTED_COLUMNS = ("images", "videos", "news", "alternates")  # the last four of URL_COLUMNS
+assert URL_COLUMNS[-4:] == NESTED_COLUMNS
+_PG_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+_JSON_NUMBER = literal('strict $.** ? (@.type() == "number")')
+JSONL_MARK = "\x1e"  # starts a JSON line of `copy_export` still to compact (JSON text never holds it raw)
+
+
+@dataclasses.dataclass
+class UrlExport:
+    """What one export lists: the URLs of scan `job_id` that scan `other_id` did not see (all when None),
+    or every URL of every job of batch `batch_id` (with the lead columns `domain` and `job_id`)."""
+
+    job_id: uuid.UUID | None = None
+    other_id: uuid.UUID | None = None
+    batch_id: uuid.UUID | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (("domain", "job_id") if self.batch_id is not None else ()) + URL_COLUMNS
+
+
+def _value(stored: str | None) -> Any:
+    return None if stored is None else json.loads(stored)
+
+
+def _cell(stored: str | None) -> str | None:
+    """The text the csv module writes for `rows.csv_cell` of a JSON column's value; None stays None."""
+    if stored is None:
+        return None
+    value = json.loads(stored)
+    return None if value is None else str(csv_cell(value))
+
+
+def _sqlite_cell(stored: str | None) -> str | None:
+    """`_cell` of SQLite's stored text, SQLAlchemy's `json.dumps` (ASCII-only): that text itself unless it
+    escapes a character (ensure_ascii) or is not a list or object."""
+    if stored is None or stored[:1] in ("[", "{") and "\\u" not in stored:
+        return stored
+    return _cell(stored)
+
+
+class _CopySink:
+    """The file psycopg2's copy_expert writes to: one call per row, passed on."""
+
+    def __init__(self, write: Callable[[bytes], Any]) -> None:
+        self.write = write
 
 
 def _mine(table, tenant: str | None) -> tuple:
@@ -204,27 +256,121 @@ class Store:
             return conn.execute(select(func.count()).select_from(pages)
                                 .where(scans.only_in(job_id, other_id))).scalar_one()
 
-    def stream_pages(self, job_id: uuid.UUID, other_id: uuid.UUID | None,
-                     chunk: int = 2000) -> Iterator[list[dict[str, Any]]]:
-        """Every page in URL order, in chunks, on one server-side cursor (PostgreSQL)."""
-        with self.engine.connect() as conn:
-            q = self.page_query(job_id, other_id, None, None)
-            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q).mappings()
-            for part in result.partitions(chunk):
-                yield [dict(r) for r in part]
+    # ---------------------------------------------------------------- exports (api/exports.py)
+    def _export_select(self, what: UrlExport, cols: list[Any]) -> Any:
+        """SELECT `cols` over the pages `what` lists, in export order: a job's URLs in URL order; a batch's
+        jobs in domain order, each in URL order."""
+        joined = pages.outerjoin(sitemaps, sitemaps.c.id == pages.c.sitemap_id)
+        if what.batch_id is None:
+            return select(*cols).select_from(joined).where(scans.only_in(what.job_id, what.other_id)).order_by(pages.c.url)
+        return (select(*cols).select_from(joined.join(jobs, jobs.c.id == pages.c.job_id))
+                .where(jobs.c.batch_id == what.batch_id).order_by(jobs.c.domain, pages.c.job_id, pages.c.url))
 
-    def stream_batch_pages(self, batch_id: uuid.UUID, chunk: int = 2000) -> Iterator[list[dict[str, Any]]]:
-        """Every page of every job of the batch (jobs in domain order, each job's URLs in URL order), with
-        `domain` and `job_id`, in chunks, on one server-side cursor (PostgreSQL)."""
-        cols = [jobs.c.domain, pages.c.job_id, pages.c.url, pages.c.lastmod, pages.c.changefreq, pages.c.priority,
-                pages.c.alternates, pages.c.images, pages.c.news, pages.c.videos, sitemaps.c.url.label("sitemap_url")]
-        q = (select(*cols).select_from(pages.join(jobs, jobs.c.id == pages.c.job_id)
-                                       .outerjoin(sitemaps, sitemaps.c.id == pages.c.sitemap_id))
-             .where(jobs.c.batch_id == batch_id).order_by(jobs.c.domain, pages.c.job_id, pages.c.url))
+    def _export_values(self, what: UrlExport) -> dict[str, Any]:
+        """Each export column in SQL: lead columns as text, lastmod as its `rows.format_time` text, priority,
+        the other URL columns as stored (the nested values as their JSON text)."""
+        if self.is_postgres:  # to_char's US is always 6 digits; isoformat leaves ".000000" out
+            lastmod = func.replace(func.to_char(func.timezone("UTC", pages.c.lastmod), _PG_ISO), ".000000Z", "Z")
+            job_text = cast(pages.c.job_id, Text)
+        else:  # SQLAlchemy's SQLite text: "YYYY-MM-DD HH:MM:SS.ffffff" (UTC), a UUID as 32 hex digits
+            stored = type_coerce(pages.c.lastmod, Text)
+            lastmod = func.replace(func.substr(stored, 1, 10) + "T" + func.substr(stored, 12) + "Z", ".000000Z", "Z")
+            hexid = type_coerce(pages.c.job_id, Text)
+            job_text = func.substr(hexid, 1, 8)
+            for first, length in ((9, 4), (13, 4), (17, 4), (21, 12)):
+                job_text = job_text + "-" + func.substr(hexid, first, length)
+        cols: dict[str, Any] = {"domain": jobs.c.domain, "job_id": job_text} if what.batch_id is not None else {}
+        cols.update(url=pages.c.url, lastmod=type_coerce(lastmod, Text), changefreq=pages.c.changefreq,
+                    priority=pages.c.priority, sitemap_url=sitemaps.c.url)
+        for name in NESTED_COLUMNS:  # as text: psycopg2 would call its Python JSON parser for every cell, NULL too
+            cols[name] = cast(pages.c[name], Text) if self.is_postgres else type_coerce(pages.c[name], Text)
+        return cols
+
+    def _odd_rows(self, what: UrlExport) -> Any:
+        """PostgreSQL: a row of `what` the database would not write exactly as `pipelines.rows` does, if
+        any: priority outside 0..1, a number or a top-level true/false in a nested value (jsonb keeps a
+        number's own digits, Python its float's), a carriage return in a URL (PostgreSQL's CSV quotes
+        it, Python's csv module does not). The crawler stores none but the last."""
+        odd = [func.strpos(pages.c.url, "\r") > 0, func.strpos(sitemaps.c.url, "\r") > 0,
+               ~pages.c.priority.between(0, 1)]
+        for name in NESTED_COLUMNS:
+            col = pages.c[name]
+            odd += [func.jsonb_path_exists(col, _JSON_NUMBER), func.jsonb_typeof(col) == "boolean"]
+        return self._export_select(what, [literal(1)]).where(or_(*odd)).order_by(None).limit(1)
+
+    def export_rows(self, what: UrlExport, nested: str, chunk: int = 5000) -> Iterator[list[Any]]:
+        """Chunks of export rows (tuples of `what.columns`) on one server-side cursor (PostgreSQL): lastmod as
+        its text, priority a float, the nested values as JSON values (`nested="values"`) or as the text
+        of their CSV cell (`"cells"`), None when null."""
+        cols = self._export_values(what)
+        fix = _value if nested == "values" else _cell if self.is_postgres else _sqlite_cell
+        q = self._export_select(what, [c.label(k) for k, c in cols.items()])
+        first = len(cols) - len(NESTED_COLUMNS)
         with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q).mappings()
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
             for part in result.partitions(chunk):
-                yield [dict(r) for r in part]
+                yield [row if row[first] is None and row[first + 1] is None and row[first + 2] is None
+                       and row[first + 3] is None else (*row[:first], *map(fix, row[first:])) for row in part]
+
+    def copy_export(self, what: UrlExport, fmt: str, write: Callable[[bytes], Any]) -> bool:
+        """PostgreSQL: the rows of `what` from the database's own COPY, every value formatted in SQL as
+        `pipelines.rows` and `api.http.dumps` format it, `write` getting each row's bytes; or False, with
+        nothing written, when `what` has a row the database would write otherwise (`_odd_rows`: checked
+        in the COPY's own snapshot, so a scan still running cannot add one in between).
+        fmt "csv": `COPY ... (FORMAT csv)`, the CSV lines (no header); "csv-nulls": the same, but with
+        COPY's own rule for an empty string (quoted, where a null is not), for a CSV reader. fmt "jsonl":
+        `COPY ...` (text format) of one JSON object per row, whose only escape is a doubled backslash
+        (JSON text has no tab or line break). A `write` that raises ends the COPY, and the connection
+        is dropped."""
+        cols = self._export_values(what)
+        # repr()'s shortest round-trip digits (PostgreSQL's with extra_float_digits=1), and repr's ".0"
+        digits = cast(cols["priority"], Text)
+        cols["priority"] = case((digits.op("~")("^-?[0-9]+$"), digits + ".0"), else_=digits)
+        if fmt == "csv":
+            for name in NESTED_COLUMNS:
+                cols[name] = pages.c[name].op("#>>", return_type=Text)(literal_column("'{}'"))
+            select_list = [func.nullif(c, "") for c in cols.values()]  # COPY quotes '', the csv module does not
+            options = "(FORMAT csv)"
+        elif fmt == "csv-nulls":  # for a CSV reader: '' is quoted, NULL is not
+            for name in NESTED_COLUMNS:
+                cols[name] = pages.c[name].op("#>>", return_type=Text)(literal_column("'{}'"))
+            select_list = list(cols.values())
+            options = "(FORMAT csv)"
+        else:
+            line = None
+            for name, col in cols.items():
+                if name == "priority":
+                    value = col
+                elif name in NESTED_COLUMNS:
+                    value = cast(pages.c[name], Text)
+                else:
+                    value = cast(func.to_json(col), Text)
+                part = literal(("{" if line is None else ",") + f'"{name}":') + func.coalesce(value, "null")
+                line = part if line is None else line + part
+            nested = or_(*(pages.c[name].isnot(None) for name in NESTED_COLUMNS))
+            select_list = [case((nested, literal(JSONL_MARK) + line + "}"), else_=line + "}")]
+            options = ""
+        compiled = self._export_select(what, select_list).compile(dialect=self.engine.dialect)
+        check = self._odd_rows(what).compile(dialect=self.engine.dialect)
+        raw = self.engine.raw_connection()
+        done = False
+        try:
+            with raw.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot: check, then COPY
+                cur.execute(str(check), check.params)
+                plain = cur.fetchone() is None
+                if plain:
+                    sql = cur.mogrify(str(compiled), compiled.params)
+                    cur.execute("SET LOCAL extra_float_digits = 1")  # PostgreSQL 12+'s default: shortest exact digits
+                    cur.execute("SET LOCAL client_encoding = 'UTF8'")
+                    cur.copy_expert(b"COPY (" + sql + b") TO STDOUT " + options.encode(), _CopySink(write))
+            raw.rollback()
+            done = True
+        finally:
+            if not done:
+                raw.invalidate()  # a COPY cut short leaves the connection mid-protocol
+            raw.close()
+        return plain
 
     def list_sitemaps(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
         q = select(sitemaps).where(sitemaps.c.job_id == job_id).order_by(sitemaps.c.id)

@@ -1,6 +1,8 @@
 """One row per page URL: the columns and value formats of every URL listing ScraperSky writes — the API's
-`GET /api/v1/jobs/{id}/urls` (json, jsonl, csv) and the crawl's `-O` feeds (every format Scrapy
-offers). Importable without Scrapy.
+`GET /api/v1/jobs/{id}/urls` and `/batches/{id}/urls` (json, jsonl, csv, parquet) and the crawl's `-O`
+feeds (every format Scrapy offers). Importable without Scrapy. The API's streamed exports have the
+database format the values by these rules (`api/exports.py`); tests/test_api_exports.py holds them
+byte-identical to this module's output.
 
 - `URL_COLUMNS`, in this order. `images`, `videos`, `news` and `alternates` are nested values (lists
   or an object); CSV cells hold them as JSON text.

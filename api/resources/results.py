@@ -10,18 +10,16 @@ deleted by the retention setting (SCRAPERSKY_KEEP_SCANS) answers 410 Gone.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
-import zlib
 from typing import Any
 
 import falcon
 
+from api import exports
 from api.auth import scope
-from api.http import ApiError, decode_cursor, dumps, encode_cursor, json_response, not_found, site_or_400
-from api.store import HOME_FIELDS, Store, iso
-from pipelines.rows import URL_COLUMNS, csv_cell, url_row
+from api.http import ApiError, decode_cursor, encode_cursor, json_response, not_found, site_or_400
+from api.store import HOME_FIELDS, Store, UrlExport, iso
+from pipelines.rows import url_row
 
 API = "/api/v1"
 page_view = url_row  # one row per URL, the same in every format and in the crawl's -O feeds
@@ -68,14 +66,7 @@ class JobUrlsResource:
             return
         resp.set_header("X-Job-Status", _status(job["status"]))
         name = f"{job['domain']}-{job_id}{'' if change == 'all' else '-' + change}"
-        if fmt == "jsonl":
-            resp.content_type = "application/x-ndjson; charset=utf-8"
-            resp.downloadable_as = f"{name}.jsonl"
-            stream_export(req, resp, jsonl_lines(self.store.stream_pages(*pair)))
-        else:
-            resp.content_type = "text/csv; charset=utf-8"
-            resp.downloadable_as = f"{name}.csv"
-            stream_export(req, resp, csv_lines(self.store.stream_pages(*pair)))
+        exports.respond(req, resp, self.store, UrlExport(*pair), fmt, name)
 
     def _pair(self, job: dict[str, Any], change: str) -> tuple[uuid.UUID, uuid.UUID | None]:
         """(scan listed, scan whose URLs are left out) for `change`; 410 when a snapshot was pruned."""
@@ -91,51 +82,8 @@ class JobUrlsResource:
         return (previous_id, job["id"]) if previous_id else (NO_SCAN, None)
 
 
-def export_row(page: dict[str, Any], lead: tuple[str, ...]) -> dict[str, Any]:
-    """The rows.py row of a page, after the `lead` columns (e.g. domain, job_id) taken from it as they are."""
-    row = {k: page[k] for k in lead}
-    row.update(page_view(page))
-    return row
-
-
-def jsonl_lines(chunks, lead: tuple[str, ...] = ()):
-    for chunk in chunks:
-        yield "".join(dumps(export_row(p, lead)) + "\n" for p in chunk).encode("utf-8")
-
-
-def csv_lines(chunks, lead: tuple[str, ...] = ()):
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(lead + URL_COLUMNS)
-    yield buf.getvalue().encode("utf-8")
-    for chunk in chunks:
-        buf.seek(0)
-        buf.truncate()
-        for p in chunk:
-            writer.writerow([csv_cell(v) for v in export_row(p, lead).values()])
-        yield buf.getvalue().encode("utf-8")
-
-
-def stream_export(req: falcon.Request, resp: falcon.Response, body) -> None:
-    """Stream `body` (an iterator of bytes), gzip-compressed on the fly when the client accepts gzip."""
-    resp.append_header("Vary", "Accept-Encoding")
-    if "gzip" not in (req.get_header("Accept-Encoding") or "").lower():
-        resp.stream = body
-        return
-    resp.set_header("Content-Encoding", "gzip")
-
-    def gz():
-        z = zlib.compressobj(6, zlib.DEFLATED, 31)
-        for part in body:
-            out = z.compress(part) + z.flush(zlib.Z_SYNC_FLUSH)
-            if out:
-                yield out
-        yield z.flush()
-    resp.stream = gz()
-
-
 class BatchUrlsResource:
-    """GET /api/v1/batches/{batch_id}/urls?format=csv|jsonl: every URL of every job of the batch (jobs in
+    """GET /api/v1/batches/{batch_id}/urls?format=csv|jsonl|parquet: every URL of every job of the batch (jobs in
     domain order, URLs in URL order), each row the job URL row after `domain` and `job_id`."""
 
     def __init__(self, store: Store) -> None:
@@ -145,16 +93,7 @@ class BatchUrlsResource:
         fmt = req.context.query["format"]
         if self.store.batch_row(batch_id, scope(req)) is None:
             raise not_found(f"No batch with id {batch_id}.")
-        chunks = self.store.stream_batch_pages(batch_id)
-        lead = ("domain", "job_id")
-        if fmt == "jsonl":
-            resp.content_type = "application/x-ndjson; charset=utf-8"
-            resp.downloadable_as = f"batch-{batch_id}.jsonl"
-            stream_export(req, resp, jsonl_lines(chunks, lead))
-        else:
-            resp.content_type = "text/csv; charset=utf-8"
-            resp.downloadable_as = f"batch-{batch_id}.csv"
-            stream_export(req, resp, csv_lines(chunks, lead))
+        exports.respond(req, resp, self.store, UrlExport(batch_id=batch_id), fmt, f"batch-{batch_id}")
 
 
 class JobSitemapsResource:
