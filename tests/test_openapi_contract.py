@@ -152,15 +152,18 @@ def _record(case, response) -> None:
 
 
 @generated_ids.parametrize()
+@pytest.mark.xdist_group("contract")
 def test_schemathesis_generated_ids(case):
     _record(case, case.call_and_validate())
 
 
 @seeded_ids.parametrize()
+@pytest.mark.xdist_group("contract")
 def test_schemathesis_seeded_ids(case):
     _record(case, case.call_and_validate())
 
 
+@pytest.mark.xdist_group("contract")
 def test_schemathesis_checked_a_success_body_of_every_operation(contract_app):
     """The two runs above got a 2xx from every operation (so every success schema was held to a real
     body) but two: /health is 503 without scrapyd, and schemathesis does not call the document it was
