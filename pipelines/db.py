@@ -87,8 +87,9 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (safe to call from several processes)."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`, the newest by default (safe to call from several processes;
+    tests of a migration stop at the revision before it)."""
     from alembic import command
     from alembic.config import Config
 
@@ -98,7 +99,7 @@ def upgrade(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 def migrations_dir() -> Path:

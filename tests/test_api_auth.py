@@ -322,18 +322,11 @@ def test_keys_cli_database_down_is_one_line_without_password():
 # ----------------------------------------------------------------------------- migration 0006
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_migration_gives_existing_work_to_the_default_tenant(backend, request, tmp_path):
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    from pipelines.db import make_engine, migrations_dir
+    from pipelines.db import make_engine, upgrade
 
     db_url = request.getfixturevalue("api_pg_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'm.db'}"
     engine = make_engine(db_url)
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
+    upgrade(engine, "0003")  # the schema before the migration under test
     batch_id, job_id = uuid.uuid4(), uuid.uuid4()
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO batch_jobs (id, status, created_at, total_jobs) VALUES (:b, 'pending', :t, 1)"),

@@ -7,12 +7,10 @@ import datetime as dt
 import uuid
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import func, select, text
 
 from pipelines import scans, store
-from pipelines.db import get_engine, make_engine, migrations_dir
+from pipelines.db import get_engine, make_engine, upgrade
 from pipelines.models import Job, Page, Sitemap
 from pipelines.status import Outcome
 
@@ -126,15 +124,7 @@ def test_keep_scans_setting():
 
 def test_migration_0004_gives_each_page_to_its_last_scan(db_url):
     engine = make_engine(db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-
-    def migrate(revision: str) -> None:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-
-    migrate("0003")
+    upgrade(engine, "0003")  # the schema before migration 0004
     j1, j2 = uuid.uuid4(), uuid.uuid4()
     ids = {j: (str(j) if engine.dialect.name == "postgresql" else j.hex) for j in (j1, j2)}
     with engine.begin() as conn:
@@ -151,7 +141,7 @@ def test_migration_0004_gives_each_page_to_its_last_scan(db_url):
             conn.execute(text("INSERT INTO pages (domain_id, url, sitemap_id, first_seen_job_id, last_seen_job_id, "
                               "first_seen_at, last_seen_at) VALUES (1, :url, 1, :first, :last, '2024-01-01', "
                               "'2024-01-01')"), {"url": url, "first": ids[j1], "last": ids[last]})
-    migrate("head")
+    upgrade(engine, "head")
     with engine.connect() as conn:
         assert sorted(conn.execute(select(Page.job_id, Page.url, Page.sitemap_id)).all()) == sorted(
             [(j1, "http://m.test/1", 1), (j2, "http://m.test/2", 1)])

@@ -438,18 +438,11 @@ def test_keys_cli_prints_and_rotates_the_webhook_secret(tmp_path):
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_migration_gives_existing_keys_a_webhook_secret(backend, request, tmp_path):
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    from pipelines.db import make_engine, migrations_dir
+    from pipelines.db import make_engine, upgrade
 
     db_url = request.getfixturevalue("api_pg_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'm.db'}"
     engine = make_engine(db_url)
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
+    upgrade(engine, "0005")  # the schema before the migration under test
     with engine.begin() as conn:
         for name in ("old1", "old2"):
             conn.execute(text("INSERT INTO api_keys (name, tenant, key_hash, is_admin, created_at) "
