@@ -331,7 +331,7 @@ def serve() -> int:
         for child in children:
             if child.proc is None:
                 child.start()
-        log.info("ScraperSky API on http://%s:%d/api/v1 (OpenAPI: /api/v1/openapi.json; %d waitress workers)",
+        log.info("ScraperSky API on http://%s:%d/api/v1 (OpenAPI: /api/v1/openapi.json, browsable at /docs; %d waitress workers)",
                  host, port, workers)
         log.info("ScraperSky console on http://%s:%d/console/ (log in with an API key)", host, port)
         supervisor.watch()
