@@ -97,6 +97,11 @@ class Leadership:
 
     def resign(self) -> None:
         with self.turn:
+            if self._conn is not None and self.held:
+                # Unlock before closing: the server drops a closed session's locks only once its
+                # backend has exited, which a successor asking at once could still beat.
+                with contextlib.suppress(Exception):
+                    self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
             self._drop()
             self.held = False
 
