@@ -17,10 +17,20 @@ RETRY_TIMES = 1
 REDIRECT_MAX_TIMES = 5
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False  # Scrapy's code-executing HTTP server: never in a crawl process
+STATS_CLASS = "scrapersky_crawler.lean.LeanStatsCollector"
 DNS_TIMEOUT = 15
 # The crawler never reaches inside (scrapersky_crawler/guard.py): every request is checked, and names
 # are resolved once and checked by the resolver Twisted connects through.
-DOWNLOADER_MIDDLEWARES = {"scrapersky_crawler.guard.RequestGuard": 760}  # after HttpProxyMiddleware (750)
+DOWNLOADER_MIDDLEWARES = {
+    "scrapersky_crawler.guard.RequestGuard": 760,  # after HttpProxyMiddleware (750)
+    # Per-request work the crawl does not need, or done more cheaply (scrapersky_crawler/lean.py):
+    "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
+    "scrapersky_crawler.lean.CachedProxyMiddleware": 750,  # the no_proxy decision cached per host
+    "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
+    "scrapersky_crawler.lean.LeanDownloaderStats": 850,  # counts, without each request's raw text
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,  # no allowed_domains: the guard decides
+}
 TWISTED_DNS_RESOLVER = "scrapersky_crawler.guard.GuardedResolver"
 SCRAPERSKY_ALLOW_PRIVATE = False  # True (or env SCRAPERSKY_ALLOW_PRIVATE=1): private targets, for local use
 REACTOR_THREADPOOL_MAXSIZE = 10
@@ -51,6 +61,9 @@ ITEM_PIPELINES = {
 }
 SPIDER_MIDDLEWARES = {
     "pipelines.persist.DatabaseBackpressure": 950,  # page chunks wait for room at the database writer
+    # The spider caps index nesting itself (SITEMAP_MAX_DEPTH) and sitemaps need no Referer header.
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
 }
 EXTENSIONS = {
     "scrapersky_crawler.extensions.ProgressLog": 500,
