@@ -6,6 +6,9 @@ Only the dispatcher *leader* ticks (`api.leader`: a PostgreSQL advisory lock, or
 SQLite), however many API workers or `python -m api.dispatcher` processes run; so the per-node limit
 `MAX_CRAWLS_PER_NODE` holds. Each tick of the leader:
 
+0. **warm-up** - once per node, a side thread asks it for the project's spiders (`listspiders.json`):
+   scrapyd runs `scrapy list` once per project (1-5 s, during which it answers nothing else) and keeps
+   the answer, so the first `schedule.json` of a batch does not wait for it.
 1. **dispatch** - picks the least busy reachable scrapyd node (`daemonstatus.json`), *claims* up to
    `crawl_max_domains` pending jobs of one batch (same options) in one short transaction
    (`SELECT ... FOR UPDATE SKIP LOCKED`, then `lifecycle.claim`), writing a new crawl UUID into
@@ -83,6 +86,7 @@ class Dispatcher:
         self._down_until: dict[str, float] = {}
         self._unanswered_since: dict[str, float] = {}  # node -> monotonic time it stopped answering
         self._crawls: dict[str, str] = {}  # crawls this leader saw carrying active jobs -> node
+        self._warmed: dict[str, threading.Thread] = {}  # node -> the thread that asked it for its spiders
         self._last_reconcile = 0.0
         self.leader = leadership(store.engine)
         self.webhooks = WebhookSender(store, config)
@@ -130,6 +134,8 @@ class Dispatcher:
             if not leading:
                 return out
             out["leader"] = 1
+            for node in self.clients:
+                self._warm_up(node)
             now = time.monotonic()
             reconciled = False
             if (now - self._last_reconcile >= min(2.0, self.config.dispatch_interval * 2)
@@ -163,6 +169,23 @@ class Dispatcher:
                 continue
             loads[url] = int(st.get("pending", 0)) + int(st.get("running", 0))
         return loads
+
+    def _warm_up(self, node: str) -> None:
+        """Have a node run `scrapy list` now, on a side thread, rather than inside the first schedule.json
+        (once per node; again later when it could not be reached)."""
+        if node in self._warmed:
+            return
+
+        def ask() -> None:
+            try:
+                self.clients[node].listspiders(self.config.project, timeout=max(30.0, self.config.scrapyd_timeout))
+            except ScrapydUnavailable:
+                self._warmed.pop(node, None)  # try again at a later tick
+            except ScrapydError as exc:  # only a warm-up: schedule.json asks again and reports
+                logger.info("asking %s for its spiders: %s", node, exc)
+
+        thread = self._warmed[node] = threading.Thread(target=ask, name="scrapersky-warm-up", daemon=True)
+        thread.start()
 
     def dispatch(self) -> tuple[int, int]:
         if not self._has_waiting():

@@ -42,9 +42,9 @@ class ScrapydClient:
     def __repr__(self) -> str:
         return f"ScrapydClient({self.url!r})"
 
-    def _call(self, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, method: str, endpoint: str, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
         try:
-            resp = self.session.request(method, f"{self.url}/{endpoint}", timeout=self.timeout, **kwargs)
+            resp = self.session.request(method, f"{self.url}/{endpoint}", timeout=timeout or self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise ScrapydUnavailable(f"scrapyd at {self.url} unreachable: {type(exc).__name__}") from exc
         if resp.status_code == 401:
@@ -67,8 +67,10 @@ class ScrapydClient:
     def listjobs(self, project: str) -> dict[str, Any]:
         return self._call("GET", "listjobs.json", params={"project": project})
 
-    def listspiders(self, project: str) -> list[str]:
-        return self._call("GET", "listspiders.json", params={"project": project}).get("spiders", [])
+    def listspiders(self, project: str, timeout: float | None = None) -> list[str]:
+        """The project's spiders. The first call on a scrapyd process runs `scrapy list` there (seconds),
+        whose answer scrapyd keeps: later calls, and `schedule.json`'s own check, are then quick."""
+        return self._call("GET", "listspiders.json", timeout=timeout, params={"project": project}).get("spiders", [])
 
     def schedule(self, project: str, spider: str, jobid: str, args: dict[str, str] | None = None,
                  settings: dict[str, str] | None = None, priority: float | None = None) -> str:
