@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from pipelines.models import Job, utcnow
@@ -113,6 +113,30 @@ def start(conn: Connection, job_id: uuid.UUID, domain_id: int | None, started_at
         status=JobStatus.RUNNING, started_at=started_at, domain_id=domain_id)).rowcount)
 
 
+# Many jobs in one statement (PostgreSQL: the rows travel as arrays, unnest()ed into a join), with the
+# same guards as `start` and `finish`; the crawl's database writer uses them for a group of items.
+_START_MANY = text(
+    "UPDATE jobs SET status = 'running', started_at = v.started_at, domain_id = v.domain_id "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:started AS timestamptz[]), CAST(:domains AS integer[])) "
+    "AS v(id, started_at, domain_id) "
+    "WHERE jobs.id = v.id AND jobs.status = 'pending' AND {mine} RETURNING jobs.id")
+_START_MINE = {True: "jobs.scrapyd_jobid = :crawl", False: "jobs.scrapyd_jobid IS NULL"}
+
+
+def start_many(conn: Connection, rows: Sequence[tuple[uuid.UUID, int | None, dt.datetime]],
+               crawl_id: str | None = None) -> set[uuid.UUID]:
+    """`start` for many jobs at once (PostgreSQL): rows of (job id, domain id, started_at); returns the
+    ids of the jobs started (the others are not this crawl's to start, as with `start`)."""
+    if not rows:
+        return set()
+    stmt = text(_START_MANY.text.format(mine=_START_MINE[bool(crawl_id)]))
+    params: dict[str, Any] = {"ids": [str(r[0]) for r in rows], "started": [r[2] for r in rows],
+                              "domains": [r[1] for r in rows]}
+    if crawl_id:
+        params["crawl"] = crawl_id
+    return {uuid.UUID(str(r[0])) for r in conn.execute(stmt, params)}
+
+
 def create_running(conn: Connection, job_id: uuid.UUID, domain: str, domain_id: int | None,
                    batch_id: uuid.UUID | None, options: dict[str, Any] | None, started_at: dt.datetime) -> bool:
     """A crawl started by hand for a job id the database does not know: its row, running. False when
@@ -154,6 +178,41 @@ def finish(conn: Connection, job_id: uuid.UUID, outcome: Outcome, error: str | N
     if changed:
         logger.info("job %s finished: %s%s", job_id, outcome.value, f" ({_line(error, 200)})" if error else "")
     return bool(changed)
+
+
+_FINISH_COLUMNS = ("urls_found", "new_urls", "removed_urls", "sitemaps_found", "sitemaps_failed", "bytes_downloaded",
+                   "duration_seconds", "origin")
+_FINISH_TYPES = ("integer", "integer", "integer", "integer", "integer", "bigint", "float8", "text")
+_FINISH_MANY = text(
+    "UPDATE jobs SET status = v.status, outcome = v.outcome, error = v.error, finished_at = v.finished_at, "
+    + ", ".join(f"{c} = COALESCE(v.{c}, jobs.{c})" for c in _FINISH_COLUMNS)
+    + " FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:outcomes AS text[]), "
+    "CAST(:errors AS text[]), CAST(:finished AS timestamptz[]), CAST(:completes AS boolean[]), "
+    + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_FINISH_COLUMNS, _FINISH_TYPES, strict=True))
+    + ") AS v(id, status, outcome, error, finished_at, complete, " + ", ".join(_FINISH_COLUMNS) + ") "
+    "WHERE jobs.id = v.id AND (jobs.status IN ('pending', 'running') OR (v.complete AND jobs.status = 'failed' "
+    "AND jobs.outcome IN ('crawl_lost', 'interrupted'))) RETURNING jobs.id")
+assert set(ACTIVE) == {"pending", "running"} and set(GUESSED) == {"crawl_lost", "interrupted"}
+
+
+def finish_many(conn: Connection, rows: Sequence[tuple[uuid.UUID, Outcome, str | None, dt.datetime, dict[str, Any]]]
+                ) -> set[uuid.UUID]:
+    """`finish` for many jobs at once (PostgreSQL): rows of (job id, outcome, error, finished_at,
+    values); a column missing from (or None in) a row's values is left as it is. Returns the ids of the
+    jobs that changed."""
+    if not rows:
+        return set()
+    params: dict[str, Any] = {
+        "ids": [str(r[0]) for r in rows], "statuses": [r[1].status.value for r in rows],
+        "outcomes": [r[1].value for r in rows], "errors": [_line(r[2]) for r in rows],
+        "finished": [r[3] for r in rows], "completes": [r[1] in COMPLETE_OUTCOMES for r in rows]}
+    for column in _FINISH_COLUMNS:
+        params[column] = [r[4].get(column) for r in rows]
+    changed = {uuid.UUID(str(r[0])) for r in conn.execute(_FINISH_MANY, params)}
+    for job_id, outcome, error, _, _ in rows:
+        if job_id in changed:
+            logger.info("job %s finished: %s%s", job_id, outcome.value, f" ({_line(error, 200)})" if error else "")
+    return changed
 
 
 def fail(conn: Connection, job_ids: Sequence[uuid.UUID], outcome: Outcome, error: str,

@@ -162,7 +162,7 @@ class DatabasePipeline:
                 item.status, item.outcome = JobStatus.FAILED.value, Outcome.DATABASE.value
                 item.error = self.lost[item.job_id]
         try:
-            self._write(lambda conn: [handler(self, conn, item) for handler, item in work])
+            self._write(lambda conn: self._write_group(conn, work))
             return
         except DatabaseUnavailable as exc:
             self._drop(work, exc)
@@ -309,12 +309,7 @@ class DatabasePipeline:
         domain_id = self.domain_ids.get(item.job_id)
         if domain_id is None:
             return
-        fields = dataclasses.asdict(item)
-        for name in ("job_id", "domain", "lastmod_count", "priority_count", "changefreq_count"):
-            fields.pop(name)
-        count = item.url_count or 0
-        for share in ("lastmod", "priority", "changefreq"):
-            fields[f"{share}_share"] = round(getattr(item, f"{share}_count") / count, 4) if count else None
+        fields = _sitemap_fields(item)
         self.sitemap_ids[(item.job_id, item.url)] = store.upsert_sitemap(conn, domain_id, uuid.UUID(item.job_id), fields)
 
     def _page_batch(self, conn: Any, item: Any) -> None:
@@ -333,6 +328,64 @@ class DatabasePipeline:
         store.finish_job(conn, uuid.UUID(item.job_id), domain_id, outcome, error, item.finished_at, item.stats,
                          item.origin, keep_scans=self.keep_scans)
         self.finished.add(item.job_id)
+
+    # -- a group of items at once (PostgreSQL) ---------------------------------------------------
+    # Each kind of item of the group is stored with a few statements for all its domains, in the order
+    # their dependencies ask for: jobs started (and their domain rows), home pages, sitemap rows, page
+    # chunks (each pointing at its sitemap row), jobs finished (counting their pages). Within one job
+    # the spider sends its items in that order too, and a job's end is queued after its last page chunk
+    # (`process_item`), so the rows written are those the items one by one would write.
+
+    def _write_group(self, conn: Any, work: list[tuple[Callable[..., None], Any]]) -> None:
+        if conn.dialect.name != "postgresql" or len(work) == 1:
+            for handler, item in work:
+                handler(self, conn, item)
+            return
+        kinds: dict[str, list[Any]] = collections.defaultdict(list)
+        for _, item in work:
+            kinds[type(item).__name__].append(item)
+        self._jobs_started(conn, kinds["JobStarted"])
+        self._home_pages(conn, kinds["HomePage"])
+        self._sitemap_files(conn, kinds["SitemapFile"])
+        for item in kinds["PageBatch"]:
+            self._page_batch(conn, item)
+        self._jobs_finished(conn, kinds["JobFinished"])
+
+    def _jobs_started(self, conn: Any, items: list[Any]) -> None:
+        if not items:
+            return
+        ids = store.ensure_domains(conn, [item.domain for item in items])
+        for item in items:
+            self.domain_ids[item.job_id] = ids[item.domain]
+        refused = store.start_jobs(conn, [
+            (uuid.UUID(item.job_id), item.domain, ids[item.domain], uuid.UUID(item.batch_id) if item.batch_id else None,
+             item.options, item.started_at) for item in items], self._crawl_id())
+        for job_id in refused:
+            logger.info("job %s is final or carried by another crawl; its results are still stored", job_id)
+
+    def _home_pages(self, conn: Any, items: list[Any]) -> None:
+        store.save_home_pages(conn, [(self.domain_ids[item.job_id], item.url, item.metadata) for item in items
+                                     if self.domain_ids.get(item.job_id) is not None])
+
+    def _sitemap_files(self, conn: Any, items: list[Any]) -> None:
+        rows = [(self.domain_ids[item.job_id], uuid.UUID(item.job_id), _sitemap_fields(item)) for item in items
+                if self.domain_ids.get(item.job_id) is not None]
+        for (job_id, url), sitemap_id in store.upsert_sitemaps(conn, rows).items():
+            self.sitemap_ids[(str(job_id), url)] = sitemap_id
+
+    def _jobs_finished(self, conn: Any, items: list[Any]) -> None:
+        if not items:
+            return
+        rows = []
+        for item in items:
+            error = item.error
+            outcome = lifecycle.outcome_of(item.status, item.outcome, error, item.stats)
+            if item.job_id in self.job_errors:
+                outcome, error = Outcome.DATABASE, self.job_errors[item.job_id]
+            rows.append((uuid.UUID(item.job_id), self.domain_ids.get(item.job_id), outcome, error, item.finished_at,
+                         item.stats, item.origin))
+        store.finish_jobs(conn, rows, keep_scans=self.keep_scans)
+        self.finished.update(item.job_id for item in items)
 
     def _crawl_id(self) -> str | None:
         """The scrapyd job id of this crawl (scrapyd passes it as the `_job` spider argument)."""
@@ -520,6 +573,17 @@ class DatabaseBackpressure:
                     gate.wait_seconds += time.perf_counter() - started
                 gate.admitted[item.job_id] += 1
             yield item
+
+
+def _sitemap_fields(item: Any) -> dict[str, Any]:
+    """The columns of a sitemap row from a SitemapFile item (all but domain_id and job_id)."""
+    fields = dataclasses.asdict(item)
+    for name in ("job_id", "domain", "lastmod_count", "priority_count", "changefreq_count"):
+        fields.pop(name)
+    count = item.url_count or 0
+    for share in ("lastmod", "priority", "changefreq"):
+        fields[f"{share}_share"] = round(getattr(item, f"{share}_count") / count, 4) if count else None
+    return fields
 
 
 def _now() -> dt.datetime:

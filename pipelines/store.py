@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -52,7 +52,9 @@ def _statements(conn: Connection) -> dict[str, Any]:
                                                 set_={name: sitemap.excluded[name] for name in _SITEMAP_UPDATES})
         built = _BUILT[conn.dialect.name] = {
             "domain": domain.returning(_domains.c.id),
+            "domains": domain.returning(_domains.c.id, _domains.c.name),
             "sitemap": sitemap.returning(_sitemaps.c.id),
+            "sitemaps": sitemap.returning(_sitemaps.c.id, _sitemaps.c.job_id, _sitemaps.c.url),
             "pages": sqlite.insert(_pages).on_conflict_do_nothing(index_elements=["job_id", "url"]),
             "home": update(_domains).where(_domains.c.id == bindparam("p_domain")).values(
                 {name: bindparam(f"p_{name}", type_=_domains.c[name].type) for name in _HOME_COLUMNS}),
@@ -176,6 +178,117 @@ def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, outco
             first_scan_at=func.coalesce(Domain.first_scan_at, finished_at)))
         scans.prune(conn, domain_id, keep_scans, finished_at)
     return changed
+
+
+# -- many domains at once --------------------------------------------------------------------------
+# The crawl's database writer stores a group of items of many domains in one transaction; on PostgreSQL
+# each kind of per-domain write is then a few statements for the whole group (the functions below),
+# instead of a few per domain. They do exactly what the one-domain functions above do, in that order.
+
+def ensure_domains(conn: Connection, names: Iterable[str]) -> dict[str, int]:
+    """`ensure_domain` for many names: name -> domain id (one statement; names sorted, so two crawls
+    upserting the same domains lock them in the same order)."""
+    unique = sorted(set(names))
+    if not unique:
+        return {}
+    stmt = _statements(conn)["domains"]
+    rows = conn.execute(stmt, [{"name": n, "url_count": 0, "sitemap_count": 0} for n in unique])
+    return {name: domain_id for domain_id, name in rows}
+
+
+def start_jobs(conn: Connection, jobs: list[tuple[uuid.UUID, str, int, uuid.UUID | None, dict[str, Any], dt.datetime]],
+               crawl_id: str | None = None) -> list[uuid.UUID]:
+    """`start_job` for many jobs: rows of (job id, domain, domain id, batch id, options, started_at).
+    Returns the ids of the jobs that were not this crawl's to start (neither started nor created)."""
+    started = lifecycle.start_many(conn, [(j[0], j[2], j[5]) for j in jobs], crawl_id)
+    refused = []
+    for job_id, domain, domain_id, batch_id, options, started_at in jobs:
+        if job_id not in started and not lifecycle.create_running(conn, job_id, domain, domain_id, batch_id, options,
+                                                                  started_at):
+            refused.append(job_id)
+    return refused
+
+
+def save_home_pages(conn: Connection, pages: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """`save_home_page` for many domains: rows of (domain id, home URL, metadata), in order (a domain
+    given twice keeps the last)."""
+    if pages:
+        conn.execute(_statements(conn)["home"], [
+            {**{f"p_{name}": metadata.get(name) for name in _HOME_COLUMNS}, "p_home_url": url, "p_domain": domain_id}
+            for domain_id, url, metadata in pages])
+
+
+def upsert_sitemaps(conn: Connection, rows: list[tuple[int, uuid.UUID, dict[str, Any]]]) -> dict[tuple[uuid.UUID, str], int]:
+    """`upsert_sitemap` for many rows (domain id, job id, fields); (job id, url) -> sitemap id. A sitemap
+    sent twice keeps its last version, as storing them one after the other would."""
+    last: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
+    for domain_id, job_id, fields in rows:
+        last[(job_id, fields["url"])] = {**fields, "domain_id": domain_id, "job_id": job_id}
+    if not last:
+        return {}
+    rows = conn.execute(_statements(conn)["sitemaps"], list(last.values())).all()
+    return {(uuid.UUID(str(job_id)), url): sitemap_id for sitemap_id, job_id, url in rows}
+
+
+def finish_jobs(conn: Connection, jobs: list[tuple[uuid.UUID, int | None, Outcome, str | None, dt.datetime,
+                                                    dict[str, Any], str | None]], keep_scans: int = 0) -> set[uuid.UUID]:
+    """`finish_job` for many jobs: rows of (job id, domain id, outcome, error, finished_at, stats,
+    origin), in order. Returns the ids of the jobs that changed."""
+    if not jobs:
+        return set()
+    # The previous complete scan of each job, then the URL counts (a plain count for first scans).
+    known_domain = [j[0] for j in jobs if j[1] is not None]
+    previous: dict[uuid.UUID, uuid.UUID] = {}
+    if known_domain:
+        previous = {uuid.UUID(str(a)): uuid.UUID(str(b)) for a, b in conn.execute(_PREVIOUS_MANY, {
+            "ids": [str(i) for i in known_domain]})}
+    firsts = [i for i in known_domain if i not in previous]
+    found: dict[uuid.UUID, int] = {}
+    if firsts:
+        found = {uuid.UUID(str(a)): n for a, n in conn.execute(_COUNT_MANY, {"ids": [str(i) for i in firsts]})}
+    rows = []
+    for job_id, domain_id, outcome, error, finished_at, stats, origin in jobs:
+        if domain_id is None:
+            counts = {"urls_found": 0, "new_urls": 0, "removed_urls": 0}
+        elif job_id in previous:
+            counts = scans.counts(conn, job_id, previous[job_id])
+        else:
+            n = found.get(job_id, 0)
+            counts = {"urls_found": n, "new_urls": n, "removed_urls": 0}
+        values = {**counts, **{k: v for k, v in stats.items() if k in ("sitemaps_found", "sitemaps_failed",
+                                                                          "bytes_downloaded", "duration_seconds")}}
+        values["origin"] = origin
+        rows.append((job_id, outcome, error, finished_at, values))
+    changed = lifecycle.finish_many(conn, rows)
+    # The domains' summaries, in order: a domain finished twice in the group takes the later scan.
+    done = [(row, job[1], job[5]) for row, job in zip(rows, jobs, strict=True)
+            if row[0] in changed and row[1].status is JobStatus.COMPLETE and job[1] is not None]
+    while done:
+        part, seen, rest = [], set(), []
+        for entry in done:
+            (rest if entry[1] in seen or rest else part).append(entry)
+            seen.add(entry[1])
+        conn.execute(_DOMAINS_SCANNED, {
+            "domains": [domain_id for _, domain_id, _ in part], "jobs": [str(row[0]) for row, _, _ in part],
+            "finished": [row[3] for row, _, _ in part], "urls": [row[4]["urls_found"] for row, _, _ in part],
+            "sitemaps": [stats.get("sitemaps_found", 0) for _, _, stats in part]})
+        for row, domain_id, _ in part:
+            scans.prune(conn, domain_id, keep_scans, row[3])
+        done = rest
+    return changed
+
+
+_PREVIOUS_MANY = text(
+    "SELECT j.id, p.id FROM jobs j CROSS JOIN LATERAL (SELECT p.id FROM jobs p WHERE p.domain_id = j.domain_id "
+    "AND p.status = 'complete' AND p.id <> j.id AND p.finished_at < COALESCE(j.started_at, j.created_at) "
+    "ORDER BY p.finished_at DESC, p.id DESC LIMIT 1) p WHERE j.id = ANY(CAST(:ids AS uuid[]))")
+_COUNT_MANY = text("SELECT job_id, count(*) FROM pages WHERE job_id = ANY(CAST(:ids AS uuid[])) GROUP BY job_id")
+_DOMAINS_SCANNED = text(
+    "UPDATE domains SET last_job_id = v.job_id, last_scan_at = v.finished_at, url_count = v.urls, "
+    "sitemap_count = v.sitemaps, first_scan_at = COALESCE(domains.first_scan_at, v.finished_at) "
+    "FROM unnest(CAST(:domains AS integer[]), CAST(:jobs AS uuid[]), CAST(:finished AS timestamptz[]), "
+    "CAST(:urls AS integer[]), CAST(:sitemaps AS integer[])) AS v(domain_id, job_id, finished_at, urls, sitemaps) "
+    "WHERE domains.id = v.domain_id")
 
 
 def fail_unfinished(conn: Connection, job_ids: Iterable[uuid.UUID], reason: str, finished_at: dt.datetime,
