@@ -38,9 +38,11 @@ class Config:
     # Dispatcher.
     run_dispatcher: bool = True
     dispatch_interval: float = 1.0
-    crawl_max_domains: int = 200  # domains packed into one scrapyd job at most
+    crawl_max_domains: int = 500  # domains packed into one scrapyd job at most
     crawl_min_domains: int = 20  # ... and at least, when more than that are waiting
-    max_crawls_per_node: int = 4  # pending+running scrapyd jobs per node before waiting
+    # pending+running scrapyd jobs per node before waiting: a crawl keeps about one core busy, so 2 suits a
+    # 2-core node (fewer, larger crawls also start fewer processes); raise it with the nodes' cores.
+    max_crawls_per_node: int = 2
     reconcile_grace: float = 30.0  # seconds a crawl may be unknown to scrapyd after scheduling
     node_grace: float = 60.0  # seconds a node may not answer before its crawls' jobs go to other nodes
     max_dispatch_attempts: int = 3  # crawls that may carry a job before it fails (crawl_lost / dispatch)

@@ -368,9 +368,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--domains", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=16, help="usp thread pool (default 16)")
-    ap.add_argument("--crawl-max", type=int, default=250, help="domains per scrapyd job at most (CRAWL_MAX_DOMAINS)")
-    ap.add_argument("--crawls", type=int, default=4,
-                    help="scrapyd jobs at once (MAX_CRAWLS_PER_NODE; with --nodes N, the total over the nodes)")
+    ap.add_argument("--crawl-max", type=int, default=500,
+                    help="domains per scrapyd job at most (CRAWL_MAX_DOMAINS; default 500, the service's)")
+    ap.add_argument("--crawls", type=int, default=2,
+                    help="scrapyd jobs at once (MAX_CRAWLS_PER_NODE; default 2, the service's; with --nodes N, "
+                         "the total over the nodes)")
     ap.add_argument("--nodes", type=int, default=0,
                     help="also run the batch over N local scrapyd nodes beside 1, and measure the queue cost")
     ap.add_argument("--status-jobs", type=int, default=10_000)
