@@ -31,6 +31,10 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapersky_crawler.lean.LeanDownloaderStats": 850,  # counts, without each request's raw text
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,  # no allowed_domains: the guard decides
 }
+DOWNLOAD_HANDLERS = {  # idle connections kept per host: CONCURRENT_REQUESTS (all go to one proxy, if any)
+    "http": "scrapersky_crawler.lean.PooledHTTP11DownloadHandler",
+    "https": "scrapersky_crawler.lean.PooledHTTP11DownloadHandler",
+}
 TWISTED_DNS_RESOLVER = "scrapersky_crawler.guard.GuardedResolver"
 SCRAPERSKY_ALLOW_PRIVATE = False  # True (or env SCRAPERSKY_ALLOW_PRIVATE=1): private targets, for local use
 REACTOR_THREADPOOL_MAXSIZE = 10
@@ -61,9 +65,12 @@ ITEM_PIPELINES = {
 }
 SPIDER_MIDDLEWARES = {
     "pipelines.persist.DatabaseBackpressure": 950,  # page chunks wait for room at the database writer
-    # The spider caps index nesting itself (SITEMAP_MAX_DEPTH) and sitemaps need no Referer header.
+    # Per-callback work the crawl does not need: the spider caps index nesting itself
+    # (SITEMAP_MAX_DEPTH); a long sitemap URL is fetched rather than dropped without a trace (the
+    # spider would wait for its answer); meta-copy detection only warns developers.
     "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
-    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
 }
 EXTENSIONS = {
     "scrapersky_crawler.extensions.ProgressLog": 500,
