@@ -69,6 +69,7 @@ class DatabasePipeline:
         self.queue: queue.Queue[Any] = queue.Queue()
         self.gate = PageGate()  # page chunks waiting for the writer (shared with DatabaseBackpressure)
         self.max_pending = max_pending
+        self.page_chunk = 5000  # SITEMAP_PAGE_CHUNK: the gate holds max_pending full chunks' worth of URLs
         self.writer: threading.Thread | None = None
         self.domain_ids: dict[str, int] = {}  # job id -> domain id
         self.sitemap_ids: dict[tuple[str, str], int] = {}  # (job id, sitemap url) -> the scan's sitemap row
@@ -94,6 +95,7 @@ class DatabasePipeline:
         pipeline = cls(url, outage_seconds=settings.getfloat("SCRAPERSKY_DB_OUTAGE_SECONDS", 300.0),
                        max_pending=settings.getint("SCRAPERSKY_DB_QUEUE", 4))
         pipeline.gate = PageGate.of(crawler)
+        pipeline.page_chunk = max(1, settings.getint("SITEMAP_PAGE_CHUNK", 5000))
         pipeline.stats = crawler.stats
         pipeline.keep_scans = scans.keep_scans(settings.get(scans.KEEP_SCANS_SETTING))
         pipeline.crawler = crawler
@@ -107,7 +109,7 @@ class DatabasePipeline:
         self.reactor = reactor
         self.engine = self._retry("opening the database", lambda: get_engine(self.url))
         logger.info("storing results in %s", redact_url(self.engine.url.render_as_string(hide_password=False)))
-        self.gate.enable(self.max_pending)
+        self.gate.enable(self.max_pending * self.page_chunk)
         self.writer = threading.Thread(target=self._write_items, name="scrapersky-db", daemon=True)
         self.writer.start()
 
@@ -143,7 +145,7 @@ class DatabasePipeline:
                 if group:
                     self._store(group)
                 self.write_seconds += time.perf_counter() - started - (self.outage_seconds_total - waited)
-                pages = sum(1 for _, item in group if _is_pages(item))
+                pages = sum(max(1, len(item.pages)) for _, item in group if _is_pages(item))
                 if pages:
                     self._call_in_reactor(self.gate.release, pages)
                 if close is not None:
@@ -497,16 +499,18 @@ def retry_unreachable(what: str, fn: Callable[[], T], seconds: float, *, between
 
 
 class PageGate:
-    """At most `limit` page chunks between the spider and the end of their database write. A chunk
-    that finds no room waits (its callback is suspended; the reactor runs on) and goes on, in order,
-    when the writer has stored one. Disabled until the pipeline opens; opened for good when the crawl
-    gives up on the database. Runs on the reactor thread only."""
+    """At most about `limit` page URLs, in chunks, between the spider and the end of their database
+    write (the pipeline sets SCRAPERSKY_DB_QUEUE full chunks' worth: many small chunks of small sites
+    may wait where a few big ones would). A chunk that finds no room waits (its callback is suspended;
+    the reactor runs on) and goes on, in order, when the writer has stored enough. Disabled until the
+    pipeline opens; opened for good when the crawl gives up on the database. Runs on the reactor
+    thread only."""
 
     _of: weakref.WeakKeyDictionary[Any, PageGate] = weakref.WeakKeyDictionary()
 
     def __init__(self) -> None:
         self.limit: int | None = None
-        self.used = 0
+        self.used = 0  # page URLs let through and not yet stored
         self.admitted: collections.Counter[str] = collections.Counter()  # job id -> page chunks let through
         self.waiting: collections.deque[Any] = collections.deque()
         self.wait_seconds = 0.0  # time page chunks waited for room (the crawl waiting for the database)
@@ -525,26 +529,28 @@ class PageGate:
     def open(self) -> None:
         self.limit = None
         while self.waiting:
-            self.waiting.popleft().callback(None)
+            self.waiting.popleft()[0].callback(None)
 
-    def acquire(self) -> Any:
-        """None when there is room now (taken), else a Deferred that fires when there is."""
+    def acquire(self, urls: int = 1) -> Any:
+        """None when there is room now for a chunk of `urls` page URLs (taken), else a Deferred that
+        fires when there is (a chunk goes in while the URLs waiting are under the limit)."""
         from twisted.internet.defer import Deferred
 
         if self.limit is None:
             return None
         if self.used < self.limit and not self.waiting:
-            self.used += 1
+            self.used += urls
             return None
         d: Deferred[None] = Deferred()
-        self.waiting.append(d)
+        self.waiting.append((d, urls))
         return d
 
-    def release(self, count: int = 1) -> None:
-        self.used = max(0, self.used - count)
+    def release(self, urls: int = 1) -> None:
+        self.used = max(0, self.used - urls)
         while self.waiting and (self.limit is None or self.used < self.limit):
-            self.used += 1
-            self.waiting.popleft().callback(None)
+            d, n = self.waiting.popleft()
+            self.used += n
+            d.callback(None)
 
 
 class DatabaseBackpressure:
@@ -566,7 +572,7 @@ class DatabaseBackpressure:
         gate = self.gate
         async for item in result:
             if _is_pages(item):
-                waiting = gate.acquire()
+                waiting = gate.acquire(max(1, len(item.pages)))
                 if waiting is not None:
                     started = time.perf_counter()
                     await maybe_deferred_to_future(waiting)

@@ -58,7 +58,7 @@ SITEMAP_PAGE_CHUNK = 5000  # page URLs per item (and per database write)
 SITEMAP_PROBE_WELL_KNOWN = "fallback"
 SCRAPERSKY_PROGRESS_INTERVAL = 5.0  # seconds between progress lines in the log
 SCRAPERSKY_DB_OUTAGE_SECONDS = 300  # how long the crawl waits (paused) for an unreachable database
-SCRAPERSKY_DB_QUEUE = 4  # page chunks waiting for the database writer before the crawl waits for it
+SCRAPERSKY_DB_QUEUE = 4  # page URLs waiting for the database writer (in full chunks' worth) before the crawl waits
 
 ITEM_PIPELINES = {
     "pipelines.persist.DatabasePipeline": 300,
