@@ -42,6 +42,7 @@ from pipelines.db import database_url, get_engine, redact_url
 from pipelines.status import JobStatus, Outcome
 
 GROUP_ITEMS = 200  # items stored per transaction at most (small items of many domains add up)
+GATHER_SECONDS = 0.2  # how long the writer waits for more small items before storing a group
 MAX_BACKOFF = 5.0  # seconds between two tries at most while the database is unreachable
 LOG_EVERY = 15.0  # seconds between two "still unreachable" lines
 UNAVAILABLE_STAT = "scrapersky/database_unavailable"  # set when the crawl gave up on the database
@@ -134,12 +135,7 @@ class DatabasePipeline:
         """The writer thread: stores queued items in order, several per transaction."""
         try:
             while True:
-                group = [self.queue.get()]
-                while not isinstance(group[-1], _Close) and len(group) < GROUP_ITEMS:
-                    try:
-                        group.append(self.queue.get_nowait())
-                    except queue.Empty:
-                        break
+                group = self._gather()
                 close = group.pop() if isinstance(group[-1], _Close) else None
                 started, waited = time.perf_counter(), self.outage_seconds_total
                 if group:
@@ -154,6 +150,27 @@ class DatabasePipeline:
         finally:
             if self._done is not None:
                 self._call_in_reactor(self._done.callback, None)
+
+    def _gather(self) -> list[Any]:
+        """The next group of queued items: what is there, and while the group is small (less than a
+        full page chunk's URLs, nobody waiting for the gate) what comes within GATHER_SECONDS, so the
+        small items of many domains are stored with a few statements rather than a few each."""
+        group = [self.queue.get()]
+        urls = _urls(group[-1])
+        deadline = time.monotonic() + GATHER_SECONDS
+        while not isinstance(group[-1], _Close) and len(group) < GROUP_ITEMS:
+            try:
+                group.append(self.queue.get_nowait())
+            except queue.Empty:
+                left = deadline - time.monotonic()
+                if left <= 0 or urls >= self.page_chunk or self.gate.waiting:
+                    break
+                try:
+                    group.append(self.queue.get(timeout=left))
+                except queue.Empty:
+                    break
+            urls += _urls(group[-1])
+        return group
 
     def _store(self, work: list[tuple[Callable[..., None], Any]]) -> None:
         """One transaction for the group, retried through an outage. If the database stays
@@ -620,6 +637,12 @@ def _transient(exc: BaseException) -> bool:
         text = str(orig).lower()
         return "locked" in text or "busy" in text
     return True
+
+
+def _urls(entry: Any) -> int:
+    """Page URLs in a writer queue entry ((handler, item), or _Close)."""
+    item = entry[1] if isinstance(entry, tuple) else None
+    return len(item.pages) if item is not None and _is_pages(item) else 0
 
 
 def _is_pages(item: Any) -> bool:
