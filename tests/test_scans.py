@@ -174,3 +174,17 @@ def test_migration_0004_gives_each_page_to_its_last_scan(db_url):
             [(j1, "http://m.test/1", 1), (j2, "http://m.test/2", 1)])
         assert conn.execute(select(Sitemap.job_id, Sitemap.url)).all() == [(j2, "http://m.test/s.xml")]
     engine.dispose()
+
+
+def test_get_engine_brings_an_older_schema_to_the_newest_and_knows_a_current_one(db_url):
+    from pipelines import db
+
+    engine = make_engine(db_url)
+    assert db.is_current(engine) is False  # no schema at all
+    upgrade(engine, "0008")  # one migration behind
+    assert db.is_current(engine) is False
+    engine.dispose()
+    current = get_engine(db_url)  # upgrades it
+    with current.connect() as conn:
+        conn.execute(text("SELECT count(*) FROM console_logouts")).scalar_one()  # migration 0009's table
+    assert db.is_current(current) is True
