@@ -96,11 +96,15 @@ def insert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_i
     if conn.dialect.name != "postgresql":
         extra = {"job_id": job_id, "domain_id": domain_id, "sitemap_id": sitemap_id}
         return conn.execute(_statements(conn)["pages"], [{**entry, **extra} for entry in entries]).rowcount
-    buf = _page_rows(entries, job_id, domain_id, sitemap_id)
+    from psycopg2.extensions import encodings  # PostgreSQL's encoding names -> Python's
+
     dbapi = conn.connection.dbapi_connection
+    data = _page_rows(entries, job_id, domain_id, sitemap_id).encode(encodings.get(dbapi.encoding, "utf-8"))
+    # read by psycopg2 in one piece: it takes the GIL for every read, and the crawl's parsing holds it
+    size = max(len(data), 8192)
     try:  # the common case: none of these URLs is in the snapshot yet, COPY straight into pages
         with conn.begin_nested(), dbapi.cursor() as cur:
-            cur.copy_expert(_COPY_PAGES, buf)
+            cur.copy_expert(_COPY_PAGES, io.BytesIO(data), size)
         return len(entries)
     except Exception as exc:
         if getattr(exc, "pgcode", None) != _UNIQUE_VIOLATION:
@@ -109,9 +113,8 @@ def insert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_i
     if not conn.connection.info.get("page_stage"):
         conn.exec_driver_sql(_STAGE_DDL)
         conn.connection.info["page_stage"] = True
-    buf.seek(0)
     with dbapi.cursor() as cur:
-        cur.copy_expert(_COPY_STAGE, buf)
+        cur.copy_expert(_COPY_STAGE, io.BytesIO(data), size)
     written = conn.exec_driver_sql(_INSERT_STAGED).rowcount
     conn.exec_driver_sql("DELETE FROM page_stage")  # the next chunk may come in the same transaction
     return written
@@ -135,7 +138,7 @@ _INSERT_STAGED = (f"INSERT INTO pages ({_COLUMNS}) SELECT {_COLUMNS} FROM page_s
                   "ON CONFLICT (job_id, url) DO NOTHING")
 
 
-def _page_rows(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int, sitemap_id: int | None) -> io.StringIO:
+def _page_rows(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int, sitemap_id: int | None) -> str:
     """The COPY text (PostgreSQL's text format: tab-separated, `\\N` for NULL, backslash escapes) of a
     chunk of page dicts, one line per entry, formatted here rather than through the csv module:
     values are escaped only where they can hold a tab, newline, CR or backslash (URLs and JSON, the
@@ -161,7 +164,7 @@ def _page_rows(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int,
             f"{null if changefreq is None else _FREQS.get(changefreq) or _copy_escape(changefreq)}\t"
             f"{null if priority is None else priority}"
             f"{extras}")
-    return io.StringIO("".join(lines))
+    return "".join(lines)
 
 
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
