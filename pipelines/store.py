@@ -102,40 +102,42 @@ def insert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_i
     data = _page_rows(entries, job_id, domain_id, sitemap_id).encode(encodings.get(dbapi.encoding, "utf-8"))
     # read by psycopg2 in one piece: it takes the GIL for every read, and the crawl's parsing holds it
     size = max(len(data), 8192)
-    try:  # the common case: none of these URLs is in the snapshot yet, COPY straight into pages
-        with conn.begin_nested(), dbapi.cursor() as cur:
-            cur.copy_expert(_COPY_PAGES, io.BytesIO(data), size)
-        return len(entries)
-    except Exception as exc:
-        if getattr(exc, "pgcode", None) != _UNIQUE_VIOLATION:
-            raise
-    # some are (or repeat within the chunk): through the staging table, skipping those
-    if not conn.connection.info.get("page_stage"):
-        conn.exec_driver_sql(_STAGE_DDL)
-        conn.connection.info["page_stage"] = True
     with dbapi.cursor() as cur:
+        try:  # the common case: none of these URLs is in the snapshot yet, COPY straight into pages
+            cur.copy_expert(_COPY_PAGES_GUARDED, io.BytesIO(data), size)
+            return len(entries)
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) != _UNIQUE_VIOLATION:
+                raise
+            cur.execute(_UNDO_PAGES)
+        # some are (or repeat within the chunk): through the staging table, skipping those
+        if not conn.connection.info.get("page_stage"):
+            cur.execute(_STAGE_DDL)
+            conn.connection.info["page_stage"] = True
         cur.copy_expert(_COPY_STAGE, io.BytesIO(data), size)
-    written = conn.exec_driver_sql(_INSERT_STAGED).rowcount
-    conn.exec_driver_sql("DELETE FROM page_stage")  # the next chunk may come in the same transaction
-    return written
+        cur.execute(_INSERT_STAGED)  # and empties the staging table: the next chunk may come in this transaction
+        return cur.rowcount
 
 
-# PostgreSQL: a chunk of pages is one COPY into `pages` (no index but the primary key to maintain).
-# When that meets a URL the snapshot already holds, its savepoint is rolled back and the chunk goes
-# through a temporary staging table and one INSERT ... SELECT ... ON CONFLICT DO NOTHING (DO NOTHING
-# also skips a URL repeated within the statement). Per-row statements cost ~20x more; the staging
-# path ~2x more than the direct COPY.
+# PostgreSQL: a chunk of pages is one COPY into `pages` (no index but the primary key to maintain),
+# under a savepoint, all in one round trip. When that meets a URL the snapshot already holds, the
+# savepoint is rolled back and the chunk goes through a temporary staging table and one INSERT ...
+# SELECT ... ON CONFLICT DO NOTHING (DO NOTHING also skips a URL repeated within the statement).
+# Per-row statements cost ~20x more; the staging path ~2x more than the direct COPY.
 _UNIQUE_VIOLATION = "23505"
 _COPIED = ("url", "lastmod", "changefreq", "priority", "alternates", "images", "news", "videos", "job_id", "domain_id",
            "sitemap_id")
 _COLUMNS = ", ".join(_COPIED)
 _COPY_PAGES = f"COPY pages ({_COLUMNS}) FROM STDIN"
+# the savepoint, the COPY and the savepoint's release in one round trip (one query, simple protocol)
+_COPY_PAGES_GUARDED = f"SAVEPOINT scrapersky_pages; {_COPY_PAGES}; RELEASE SAVEPOINT scrapersky_pages"
+_UNDO_PAGES = "ROLLBACK TO SAVEPOINT scrapersky_pages; RELEASE SAVEPOINT scrapersky_pages"
 _COPY_STAGE = f"COPY page_stage ({_COLUMNS}) FROM STDIN"
 _STAGE_DDL = ("CREATE TEMPORARY TABLE IF NOT EXISTS page_stage (url text COLLATE \"C\", lastmod timestamptz, "
               "changefreq varchar(16), priority float8, alternates jsonb, images jsonb, news jsonb, videos jsonb, "
               "job_id uuid, domain_id integer, sitemap_id integer)")
-_INSERT_STAGED = (f"INSERT INTO pages ({_COLUMNS}) SELECT {_COLUMNS} FROM page_stage "
-                  "ON CONFLICT (job_id, url) DO NOTHING")
+_INSERT_STAGED = (f"WITH staged AS (DELETE FROM page_stage RETURNING {_COLUMNS}) "
+                  f"INSERT INTO pages ({_COLUMNS}) SELECT {_COLUMNS} FROM staged ON CONFLICT (job_id, url) DO NOTHING")
 
 
 def _page_rows(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int, sitemap_id: int | None) -> str:
