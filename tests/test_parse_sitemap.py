@@ -1202,3 +1202,28 @@ def test_fast_path_max_bytes_cut_matches_lxml() -> None:
     body = (HEAD + simple_entries(0, 200) + "</urlset>\n").encode()
     for cap in (len(HEAD) + 1000, len(HEAD) + 1001, len(body) // 2, len(body) - 5):
         assert_same_as_lxml(body, chunk_sizes=(7, 4096, CHUNK_SIZE), max_bytes=cap)
+
+
+def test_fast_path_matches_lxml_on_seeded_random_documents() -> None:
+    """Simple entries with odd pieces spliced in at random places (inside entries too), cut anywhere:
+    the regex path and lxml alone always agree."""
+    import random
+
+    rng = random.Random(20261201)
+    pieces = [*ODD_ENTRIES.values(), "<!-- c -->", "&amp;", "&", "<", ">", "]]>", "\r", "\t", " ", "\u00e9", "\x01",
+              "</url>", "<url>", "</urlset>", "<loc>", "</loc>", "<lastmod>2024-05-06</lastmod>", "<![CDATA[x]]>"]
+    for case in range(300):
+        parts = [HEAD]
+        for i in range(rng.randint(0, 12)):
+            parts.append(simple_entries(i, 1) if rng.random() < 0.8 else rng.choice(pieces))
+        parts.append(rng.choice(["</urlset>\n", "", "</urlset>junk"]))
+        doc = "".join(parts)
+        if rng.random() < 0.5:  # something odd inside an entry
+            at = rng.randrange(len(HEAD), len(doc) + 1)
+            doc = doc[:at] + rng.choice(pieces) + doc[at:]
+        body = doc.encode("utf-8", "surrogatepass")
+        if rng.random() < 0.3:
+            body = body[: rng.randrange(len(HEAD), len(body) + 1)]
+        reference = outcome(body, fast=False)
+        for chunk_size in (rng.randint(1, 64), CHUNK_SIZE):
+            assert outcome(body, fast=True, chunk_size=chunk_size) == reference, (case, chunk_size, body)
