@@ -88,6 +88,7 @@ class DatabasePipeline:
         self.outage_seconds_total = 0.0  # time the writer spent waiting for an unreachable database
         self._done: Any = None  # fired (on the reactor thread) when the writer has finished
         self.keep_scans = 0  # complete scans kept per domain (pipelines.scans; 0 = all)
+        self._released: set[int] = set()  # page chunks of the writer's current group already let go
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> DatabasePipeline:
@@ -138,10 +139,12 @@ class DatabasePipeline:
                 group = self._gather()
                 close = group.pop() if isinstance(group[-1], _Close) else None
                 started, waited = time.perf_counter(), self.outage_seconds_total
+                self._released = set()
                 if group:
                     self._store(group)
                 self.write_seconds += time.perf_counter() - started - (self.outage_seconds_total - waited)
-                pages = sum(max(1, len(item.pages)) for _, item in group if _is_pages(item))
+                pages = sum(max(1, len(item.pages)) for _, item in group
+                            if _is_pages(item) and id(item) not in self._released)  # URLs, for the gate
                 if pages:
                     self._call_in_reactor(self.gate.release, pages)
                 if close is not None:
@@ -337,6 +340,16 @@ class DatabasePipeline:
             return
         sitemap_id = self.sitemap_ids.get((item.job_id, item.sitemap_url))
         store.insert_pages(conn, domain_id, sitemap_id, uuid.UUID(item.job_id), item.pages)
+        self._make_room(item)
+
+    def _make_room(self, item: Any) -> None:
+        """A page chunk has gone to the database (its transaction still open): the crawl may make the
+        next one now, so parsing overlaps the rest of the group's writes and its commit. Once per chunk,
+        however often its group is re-run through an outage (the group keeps the chunk until it is
+        stored, so memory stays bounded by twice the queue)."""
+        if id(item) not in self._released:
+            self._released.add(id(item))
+            self._call_in_reactor(self.gate.release, max(1, len(item.pages)))  # the gate counts URLs
 
     def _job_finished(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)

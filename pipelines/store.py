@@ -9,10 +9,10 @@ row (ON CONFLICT DO NOTHING).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -98,61 +98,88 @@ def insert_pages(conn: Connection, domain_id: int, sitemap_id: int | None, job_i
     if conn.dialect.name != "postgresql":
         extra = {"job_id": job_id, "domain_id": domain_id, "sitemap_id": sitemap_id}
         return conn.execute(_statements(conn)["pages"], [{**entry, **extra} for entry in entries]).rowcount
-    buf = _page_csv(entries, job_id, domain_id, sitemap_id)
+    from psycopg2.extensions import encodings  # PostgreSQL's encoding names -> Python's
+
     dbapi = conn.connection.dbapi_connection
-    try:  # the common case: none of these URLs is in the snapshot yet, COPY straight into pages
-        with conn.begin_nested(), dbapi.cursor() as cur:
-            cur.copy_expert(_COPY_PAGES, buf)
-        return len(entries)
-    except Exception as exc:
-        if getattr(exc, "pgcode", None) != _UNIQUE_VIOLATION:
-            raise
-    # some are (or repeat within the chunk): through the staging table, skipping those
-    if not conn.connection.info.get("page_stage"):
-        conn.exec_driver_sql(_STAGE_DDL)
-        conn.connection.info["page_stage"] = True
-    buf.seek(0)
+    data = _page_rows(entries, job_id, domain_id, sitemap_id).encode(encodings.get(dbapi.encoding, "utf-8"))
+    # read by psycopg2 in one piece: it takes the GIL for every read, and the crawl's parsing holds it
+    size = max(len(data), 8192)
     with dbapi.cursor() as cur:
-        cur.copy_expert(_COPY_STAGE, buf)
-    written = conn.exec_driver_sql(_INSERT_STAGED).rowcount
-    conn.exec_driver_sql("DELETE FROM page_stage")  # the next chunk may come in the same transaction
-    return written
+        try:  # the common case: none of these URLs is in the snapshot yet, COPY straight into pages
+            cur.copy_expert(_COPY_PAGES_GUARDED, io.BytesIO(data), size)
+            return len(entries)
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) != _UNIQUE_VIOLATION:
+                raise
+            cur.execute(_UNDO_PAGES)
+        # some are (or repeat within the chunk): through the staging table, skipping those
+        if not conn.connection.info.get("page_stage"):
+            cur.execute(_STAGE_DDL)
+            conn.connection.info["page_stage"] = True
+        cur.copy_expert(_COPY_STAGE, io.BytesIO(data), size)
+        cur.execute(_INSERT_STAGED)  # and empties the staging table: the next chunk may come in this transaction
+        return cur.rowcount
 
 
-# PostgreSQL: a chunk of pages is one COPY into `pages` (no index but the primary key to maintain).
-# When that meets a URL the snapshot already holds, its savepoint is rolled back and the chunk goes
-# through a temporary staging table and one INSERT ... SELECT ... ON CONFLICT DO NOTHING (DO NOTHING
-# also skips a URL repeated within the statement). Per-row statements cost ~20x more; the staging
-# path ~2x more than the direct COPY.
+# PostgreSQL: a chunk of pages is one COPY into `pages` (no index but the primary key to maintain),
+# under a savepoint, all in one round trip. When that meets a URL the snapshot already holds, the
+# savepoint is rolled back and the chunk goes through a temporary staging table and one INSERT ...
+# SELECT ... ON CONFLICT DO NOTHING (DO NOTHING also skips a URL repeated within the statement).
+# Per-row statements cost ~20x more; the staging path ~2x more than the direct COPY.
 _UNIQUE_VIOLATION = "23505"
 _COPIED = ("url", "lastmod", "changefreq", "priority", "alternates", "images", "news", "videos", "job_id", "domain_id",
            "sitemap_id")
 _COLUMNS = ", ".join(_COPIED)
-_COPY_PAGES = f"COPY pages ({_COLUMNS}) FROM STDIN WITH (FORMAT csv)"
-_COPY_STAGE = f"COPY page_stage ({_COLUMNS}) FROM STDIN WITH (FORMAT csv)"
+_COPY_PAGES = f"COPY pages ({_COLUMNS}) FROM STDIN"
+# the savepoint, the COPY and the savepoint's release in one round trip (one query, simple protocol)
+_COPY_PAGES_GUARDED = f"SAVEPOINT scrapersky_pages; {_COPY_PAGES}; RELEASE SAVEPOINT scrapersky_pages"
+_UNDO_PAGES = "ROLLBACK TO SAVEPOINT scrapersky_pages; RELEASE SAVEPOINT scrapersky_pages"
+_COPY_STAGE = f"COPY page_stage ({_COLUMNS}) FROM STDIN"
 _STAGE_DDL = ("CREATE TEMPORARY TABLE IF NOT EXISTS page_stage (url text COLLATE \"C\", lastmod timestamptz, "
               "changefreq varchar(16), priority float8, alternates jsonb, images jsonb, news jsonb, videos jsonb, "
               "job_id uuid, domain_id integer, sitemap_id integer)")
-_INSERT_STAGED = (f"INSERT INTO pages ({_COLUMNS}) SELECT {_COLUMNS} FROM page_stage "
-                  "ON CONFLICT (job_id, url) DO NOTHING")
+_INSERT_STAGED = (f"WITH staged AS (DELETE FROM page_stage RETURNING {_COLUMNS}) "
+                  f"INSERT INTO pages ({_COLUMNS}) SELECT {_COLUMNS} FROM staged ON CONFLICT (job_id, url) DO NOTHING")
 
 
-def _page_csv(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int, sitemap_id: int | None) -> io.StringIO:
-    buf = io.StringIO()
-    write = csv.writer(buf).writerow
+def _page_rows(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int, sitemap_id: int | None) -> str:
+    """The COPY text (PostgreSQL's text format: tab-separated, `\\N` for NULL, backslash escapes) of a
+    chunk of page dicts, one line per entry, formatted here rather than through the csv module:
+    values are escaped only where they can hold a tab, newline, CR or backslash (URLs and JSON, the
+    URLs only when one of the chunk does)."""
     dumps = json.dumps
-    job, sitemap = str(job_id), sitemap_id
-    for e in entries:
-        lastmod = e["lastmod"]
+    null = "\\N"
+    tail = f"\t{job_id}\t{domain_id}\t{null if sitemap_id is None else sitemap_id}\n"
+    no_extras = f"\t{null}\t{null}\t{null}\t{null}{tail}"
+    urls = [e["url"] for e in entries]
+    if _COPY_SPECIAL.search("".join(urls)):
+        urls = [_copy_escape(url) for url in urls]
+    lines = []
+    add = lines.append
+    for url, e in zip(urls, entries):
+        lastmod, changefreq, priority = e["lastmod"], e["changefreq"], e["priority"]
         alternates, images, news, videos = e["alternates"], e["images"], e["news"], e["videos"]
-        write((
-            e["url"], lastmod.isoformat() if lastmod is not None else None, e["changefreq"], e["priority"],
-            dumps(alternates) if alternates is not None else None, dumps(images) if images is not None else None,
-            dumps(news) if news is not None else None, dumps(videos) if videos is not None else None,
-            job, domain_id, sitemap,
-        ))
-    buf.seek(0)
-    return buf
+        if alternates is None and images is None and news is None and videos is None:
+            extras = no_extras
+        else:
+            extras = "".join(("\t" + dumps(value).replace("\\", "\\\\")) if value is not None else "\t\\N"
+                             for value in (alternates, images, news, videos)) + tail
+        add(f"{url}\t{null if lastmod is None else lastmod.isoformat()}\t"
+            f"{null if changefreq is None else _FREQS.get(changefreq) or _copy_escape(changefreq)}\t"
+            f"{null if priority is None else priority}"
+            f"{extras}")
+    return "".join(lines)
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+_FREQS = {name: name for name in ("always", "hourly", "daily", "weekly", "monthly", "yearly", "never")}
+
+
+def _copy_escape(value: str) -> str:
+    return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
 
 
 def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, outcome: Outcome, error: str | None,

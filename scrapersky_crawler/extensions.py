@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import ctypes.util
+import gc
 import logging
 import uuid
 from dataclasses import dataclass
@@ -235,3 +236,20 @@ class LargeBuffersToSystem:
     @classmethod
     def from_crawler(cls, crawler: Any) -> LargeBuffersToSystem:
         return cls(crawler.settings.getint("SCRAPERSKY_MMAP_THRESHOLD"))
+
+
+class FrozenStartupObjects:
+    """When the spider opens, everything made so far (modules, settings, middlewares, the engine: a few
+    hundred thousand objects that live as long as the process) is moved out of reach of Python's
+    cyclic garbage collector (`gc.freeze`). A crawl allocates a dict per URL, which sets off full
+    collections; each walked all those objects again (~30 ms apiece, ~0.1 s per 200k URLs), and so did
+    the final collection at exit."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> FrozenStartupObjects:
+        ext = cls()
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        return ext
+
+    def spider_opened(self, spider: Any) -> None:
+        gc.freeze()

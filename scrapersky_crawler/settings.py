@@ -75,6 +75,7 @@ SPIDER_MIDDLEWARES = {
 EXTENSIONS = {
     "scrapersky_crawler.extensions.ProgressLog": 500,
     "scrapersky_crawler.extensions.LargeBuffersToSystem": 0,
+    "scrapersky_crawler.extensions.FrozenStartupObjects": 0,
     "scrapersky_crawler.extensions.CrawlSummary": 0,
     # `-O urls.csv` (every format): one row per page URL, in the API's columns (pipelines.rows).
     "scrapy.extensions.feedexport.FeedExporter": None,

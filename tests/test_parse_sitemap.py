@@ -1059,3 +1059,171 @@ def test_generator_from_the_sitemap(body: bytes, expected) -> None:
 )
 def test_detect_generator(head: bytes, expected) -> None:
     assert detect_generator(head) == expected
+
+
+# ------------------------------------------------------------------------------------------------
+# The fast path for simple urlsets gives what lxml alone gives, and hands over where it must
+# ------------------------------------------------------------------------------------------------
+HEAD = f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="{NS09}" {EXT_NS}>\n'
+SIMPLE = "<url><loc>https://example.com/s{i}</loc><lastmod>2024-01-0{d}</lastmod><changefreq>weekly</changefreq><priority>0.{d}</priority></url>\n"
+
+
+def simple_entries(start: int, count: int) -> str:
+    return "".join(SIMPLE.format(i=i, d=1 + i % 9) for i in range(start, start + count))
+
+
+def outcome(body: bytes, fast: bool, chunk_size: int = CHUNK_SIZE, **kwargs):
+    reader = SitemapReader(body, SM_URL, fast=fast, chunk_size=chunk_size, **kwargs)
+    entries = list(reader)
+    return entries, (reader.type, reader.error, reader.truncated, reader.size, reader.url_count,
+                     reader.lastmod_count, reader.priority_count, reader.changefreq_count, reader.generator)
+
+
+def assert_same_as_lxml(body: bytes, chunk_sizes=(1, 7, 64, 4096, CHUNK_SIZE), **kwargs) -> SitemapReader:
+    reference = outcome(body, fast=False, **kwargs)
+    for chunk_size in chunk_sizes:
+        for data in (body, gzip.compress(body, mtime=0)):
+            got = outcome(data, fast=True, chunk_size=chunk_size, **kwargs)
+            assert got[0] == reference[0], chunk_size
+            assert got[1] == reference[1], chunk_size
+    reader = SitemapReader(body, SM_URL, **kwargs)
+    list(reader)
+    return reader
+
+
+ODD_ENTRIES = {
+    "entities": "<url><loc> https://example.com/a?x=1&amp;y=&lt;2&gt;&quot;&apos; </loc><lastmod>\n 2024-02-03 </lastmod>"
+                "<changefreq> Daily </changefreq><priority> 0.5 </priority></url>",
+    "char-reference": "<url><loc>https://example.com/&#38;x</loc></url>",
+    "unknown-entity": "<url><loc>https://example.com/&nbsp;x</loc></url>",
+    "cdata": "<url><loc><![CDATA[https://example.com/cdata?a&b]]></loc></url>",
+    "comment-inside": "<url><!-- c --><loc>https://example.com/c</loc></url>",
+    "comment-between": "<!-- between --><url><loc>https://example.com/c</loc></url>",
+    "pi-between": "<?pi x?><url><loc>https://example.com/c</loc></url>",
+    "attribute": '<url id="1"><loc>https://example.com/attr</loc></url>',
+    "loc-attribute": '<url><loc lang="en">https://example.com/attr</loc></url>',
+    "space-in-tag": "<url ><loc >https://example.com/sp</loc ></url >",
+    "image": "<url><loc>https://example.com/img</loc><image:image><image:loc>https://example.com/i.jpg</image:loc></image:image></url>",
+    "hreflang": '<url><loc>https://example.com/x</loc><xhtml:link rel="alternate" hreflang="de" href="https://example.com/de"/></url>',
+    "prefixed": f'<sm:url xmlns:sm="{NS09}"><sm:loc>https://example.com/pre</sm:loc></sm:url>',
+    "other-order": "<url><lastmod>2024-03-04</lastmod><loc>https://example.com/order</loc><priority>0.3</priority></url>",
+    "twice": "<url><loc>https://example.com/one</loc><loc>https://example.com/two</loc></url>",
+    "no-loc": "<url><lastmod>2024-03-04</lastmod></url>",
+    "empty-loc": "<url><loc></loc></url><url><loc>   </loc></url><url><loc/></url>",
+    "relative": "<url><loc>/relative/path</loc></url><url><loc>page.html</loc></url>",
+    "not-http": "<url><loc>ftp://example.com/f</loc></url><url><loc>https://example.com/a b</loc></url>",
+    "upper-scheme": "<url><loc>HTTPS://EXAMPLE.com/Up</loc></url>",
+    "too-long": f"<url><loc>https://example.com/{'x' * 2100}</loc></url>",
+    "non-ascii": "<url><loc>https://example.com/ü/日本</loc></url>",
+    "cr-inside": "<url><loc>https://example.com/\r\nx</loc></url>",
+    "crlf-between": "<url>\r\n<loc>https://example.com/crlf</loc>\r\n</url>\r\n",
+    "tab-inside": "<url><loc>https://example.com/\tx</loc></url>",
+    "cdata-end": "<url><loc>https://example.com/]]>x</loc></url>",
+    "bad-values": "<url><loc>https://example.com/b</loc><lastmod>never</lastmod><changefreq>often</changefreq><priority>7</priority></url>",
+    "empty-values": "<url><loc>https://example.com/e</loc><lastmod></lastmod><changefreq></changefreq><priority></priority></url>",
+    "nbsp-values": "<url><loc>\u00a0https://example.com/nb\u00a0</loc><priority>\u20030.4</priority></url>",
+    "nested-url": "<url><url><loc>https://example.com/n</loc></url></url>",
+    "news": "<url><loc>https://example.com/news</loc><news:news><news:title>T</news:title></news:news></url>",
+}
+
+
+@pytest.mark.parametrize("odd", sorted(ODD_ENTRIES))
+def test_fast_path_hands_over_mid_file_and_matches_lxml(odd: str) -> None:
+    body = (HEAD + simple_entries(0, 30) + ODD_ENTRIES[odd] + "\n" + simple_entries(30, 30) + "</urlset>\n").encode()
+    reader = assert_same_as_lxml(body)
+    assert reader.url_count >= 60 and reader.fast_url_count >= 30  # the first run went the fast way
+
+
+@pytest.mark.parametrize("odd", sorted(ODD_ENTRIES))
+def test_fast_path_on_a_lone_odd_entry_matches_lxml(odd: str) -> None:
+    assert_same_as_lxml((HEAD + ODD_ENTRIES[odd] + "</urlset>").encode())
+
+
+def test_fast_path_reads_a_simple_urlset_whole() -> None:
+    body = (HEAD + simple_entries(0, 500) + "</urlset>\n").encode()
+    reader = assert_same_as_lxml(body)
+    assert reader.url_count == reader.fast_url_count == 500
+    assert reader.lastmod_count == reader.priority_count == reader.changefreq_count == 500
+
+
+@pytest.mark.parametrize(
+    "prologue",
+    [
+        '<?xml version="1.0"?>\n<urlset>',
+        "<urlset>",
+        '<?xml version="1.0" encoding="utf-8" standalone="yes"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
+        '<?xml version="1.0" encoding="UTF-8"?><?xml-stylesheet type="text/xsl" href="//example.com/main-sitemap.xsl"?>\n'
+        f'<!-- XML Sitemap generated by Yoast SEO --><urlset xmlns="{NS09}" {EXT_NS}>',
+        f"<urlset xmlns='{NS09}'\n   xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance'>",
+        f'<!DOCTYPE urlset><urlset xmlns="{NS09}">',
+        f'<?xml version="1.0" encoding="ISO-8859-1"?><urlset xmlns="{NS09}">',
+        f'<sm:urlset xmlns:sm="{NS09}" xmlns="{NS09}">',
+        f'<urlset xmlns="{NS09}" a="x &amp; y">',
+    ],
+)
+def test_fast_path_prologues_match_lxml(prologue: str) -> None:
+    assert_same_as_lxml((prologue + simple_entries(0, 20) + "</urlset>").encode())
+
+
+def test_fast_path_latin1_bytes_in_a_utf8_file_match_lxml() -> None:
+    body = (HEAD + simple_entries(0, 5)).encode() + b"<url><loc>https://example.com/caf\xe9</loc></url>" + (
+        simple_entries(5, 5) + "</urlset>").encode()
+    assert_same_as_lxml(body)
+
+
+@pytest.mark.parametrize(
+    "ending",
+    ["</urlset>", "</urlset>\n\n", "</urlset>\n<!-- done -->\n", "</urlset><url><loc>https://example.com/after</loc></url>",
+     "</urlset>junk", "", "\n", "</urlse", "<url><loc>https://example.com/cut"],
+)
+def test_fast_path_document_endings_match_lxml(ending: str) -> None:
+    reader = assert_same_as_lxml((HEAD + simple_entries(0, 10) + ending).encode())
+    assert reader.fast_url_count == 10
+
+
+def test_fast_path_truncated_at_every_cut_point_matches_lxml() -> None:
+    body = (HEAD + simple_entries(0, 3) + ODD_ENTRIES["entities"] + simple_entries(3, 2) + "</urlset>\n").encode()
+    for cut in range(len(HEAD), len(body) + 1):
+        assert_same_as_lxml(body[:cut], chunk_sizes=(7, CHUNK_SIZE))
+
+
+def test_fast_path_gzip_chunk_boundaries_split_entries() -> None:
+    # a file larger than one decompressed chunk: entries are cut at every chunk boundary
+    body = (HEAD + simple_entries(0, 3000) + ODD_ENTRIES["image"] + simple_entries(3000, 100) + "</urlset>\n").encode()
+    assert len(body) > CHUNK_SIZE
+    for chunk_size in (997, 4096, CHUNK_SIZE // 4):
+        reference = outcome(body, fast=False)
+        got = outcome(gzip.compress(body, mtime=0), fast=True, chunk_size=chunk_size)
+        assert got == reference, chunk_size
+        assert len(got[0]) == 3101
+
+
+def test_fast_path_max_bytes_cut_matches_lxml() -> None:
+    body = (HEAD + simple_entries(0, 200) + "</urlset>\n").encode()
+    for cap in (len(HEAD) + 1000, len(HEAD) + 1001, len(body) // 2, len(body) - 5):
+        assert_same_as_lxml(body, chunk_sizes=(7, 4096, CHUNK_SIZE), max_bytes=cap)
+
+
+def test_fast_path_matches_lxml_on_seeded_random_documents() -> None:
+    """Simple entries with odd pieces spliced in at random places (inside entries too), cut anywhere:
+    the regex path and lxml alone always agree."""
+    import random
+
+    rng = random.Random(20261201)
+    pieces = [*ODD_ENTRIES.values(), "<!-- c -->", "&amp;", "&", "<", ">", "]]>", "\r", "\t", " ", "\u00e9", "\x01",
+              "</url>", "<url>", "</urlset>", "<loc>", "</loc>", "<lastmod>2024-05-06</lastmod>", "<![CDATA[x]]>"]
+    for case in range(300):
+        parts = [HEAD]
+        for i in range(rng.randint(0, 12)):
+            parts.append(simple_entries(i, 1) if rng.random() < 0.8 else rng.choice(pieces))
+        parts.append(rng.choice(["</urlset>\n", "", "</urlset>junk"]))
+        doc = "".join(parts)
+        if rng.random() < 0.5:  # something odd inside an entry
+            at = rng.randrange(len(HEAD), len(doc) + 1)
+            doc = doc[:at] + rng.choice(pieces) + doc[at:]
+        body = doc.encode("utf-8", "surrogatepass")
+        if rng.random() < 0.3:
+            body = body[: rng.randrange(len(HEAD), len(body) + 1)]
+        reference = outcome(body, fast=False)
+        for chunk_size in (rng.randint(1, 64), CHUNK_SIZE):
+            assert outcome(body, fast=True, chunk_size=chunk_size) == reference, (case, chunk_size, body)

@@ -72,6 +72,33 @@ def test_a_url_is_stored_once_per_scan_and_a_rerun_never_duplicates(db_url):
     assert (job(engine, job_id)["urls_found"], job(engine, job_id)["new_urls"]) == (2, 2)
 
 
+def test_page_values_are_stored_as_parsed(db_url):
+    """Whatever a sitemap's values hold (tabs, newlines, backslashes, quotes, `\\N`, non-ASCII, nested
+    JSON), the stored row has them as the parser gave them."""
+    engine = get_engine(db_url)
+    job_id = uuid.uuid4()
+    odd = {"url": "http://odd.test/a\tb\\c\nd\re\\N?q=\"ü\"", "lastmod": dt.datetime(2024, 5, 6, 7, 8, 9, 123456,
+           tzinfo=dt.timezone(dt.timedelta(hours=-5))), "changefreq": "daily", "priority": 0.25,
+           "alternates": [{"href": "http://odd.test/de\\x\t", "hreflang": "de"}],
+           "images": [{"loc": "http://odd.test/i.jpg", "title": "a \"quoted\" \\ title\n日本"}],
+           "news": {"title": "\\N", "language": "en"}, "videos": [{"title": "tab\there"}]}
+    plain = {**page("http://odd.test/\\N"), "changefreq": "never", "priority": 1.0}
+    rows = [odd, plain, page("http://odd.test/plain")]
+    with engine.begin() as conn:
+        domain_id = store.ensure_domain(conn, "odd.test")
+        store.start_job(conn, job_id, "odd.test", domain_id, None, {}, T0)
+        assert store.insert_pages(conn, domain_id, None, job_id, rows) == 3
+    columns = ("url", "lastmod", "changefreq", "priority", "alternates", "images", "news", "videos")
+    with engine.connect() as conn:
+        stored = conn.execute(select(*(Page.__table__.c[c] for c in columns)).where(Page.job_id == job_id)).all()
+    got = {row.url: dict(zip(columns, row)) for row in stored}
+    for row in rows:
+        want = dict(row)
+        if want["lastmod"] is not None and got[want["url"]]["lastmod"].tzinfo is None:  # SQLite keeps no zone
+            want["lastmod"] = want["lastmod"].astimezone(dt.timezone.utc).replace(tzinfo=None)
+        assert got[want["url"]] == want
+
+
 def test_previous_complete_scan_is_one_definition(db_url):
     engine = get_engine(db_url)
     minute = dt.timedelta(minutes=1)
@@ -147,3 +174,17 @@ def test_migration_0004_gives_each_page_to_its_last_scan(db_url):
             [(j1, "http://m.test/1", 1), (j2, "http://m.test/2", 1)])
         assert conn.execute(select(Sitemap.job_id, Sitemap.url)).all() == [(j2, "http://m.test/s.xml")]
     engine.dispose()
+
+
+def test_get_engine_brings_an_older_schema_to_the_newest_and_knows_a_current_one(db_url):
+    from pipelines import db
+
+    engine = make_engine(db_url)
+    assert db.is_current(engine) is False  # no schema at all
+    upgrade(engine, "0008")  # one migration behind
+    assert db.is_current(engine) is False
+    engine.dispose()
+    current = get_engine(db_url)  # upgrades it
+    with current.connect() as conn:
+        conn.execute(text("SELECT count(*) FROM console_logouts")).scalar_one()  # migration 0009's table
+    assert db.is_current(current) is True
