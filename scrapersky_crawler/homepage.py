@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from parsel import Selector
+
+from scrapersky_crawler.sitemap import join_url
 
 SOCIAL_HOSTS = {
     "facebook.com": "facebook",
@@ -75,7 +77,7 @@ def read_home_page(body: bytes, url: str, encoding: str = "utf-8") -> dict[str, 
             number = unquote(href[4:]).strip()
             if sum(c.isdigit() for c in number) >= 5:
                 phones.setdefault(number, None)
-        elif lower.startswith(("http://", "https://")):
+        elif lower.startswith(("http://", "https://")) and join_url(href, "") is not None:
             host = (urlsplit(href).hostname or "").removeprefix("www.")
             name = SOCIAL_HOSTS.get(host)
             if name and name not in social:
@@ -87,7 +89,7 @@ def read_home_page(body: bytes, url: str, encoding: str = "utf-8") -> dict[str, 
             "//meta[@property='og:description']/@content",
         ),
         "language": _first(sel, "/html/@lang", "//meta[@http-equiv='content-language']/@content"),
-        "favicon": urljoin(url, favicon) if favicon else urljoin(url, "/favicon.ico"),
+        "favicon": (favicon and join_url(url, favicon)) or join_url(url, "/favicon.ico"),
         "generator": generator,
         "is_wordpress": is_wordpress,
         "wordpress_version": wp_version,
@@ -104,10 +106,13 @@ def sitemap_links(body: bytes, url: str, encoding: str = "utf-8") -> list[str]:
     sel = _selector(body, encoding)
     found: dict[str, None] = {}
     for href in sel.xpath("//link[translate(@rel,'SITEMAP','sitemap')='sitemap']/@href").getall():
-        if href.strip():
-            found.setdefault(urljoin(url, href.strip()), None)
+        absolute = join_url(url, href.strip()) if href.strip() else None
+        if absolute:
+            found.setdefault(absolute, None)
     for a in sel.xpath("//a[@href]"):
-        absolute = urljoin(url, a.attrib["href"].strip())
+        absolute = join_url(url, a.attrib["href"].strip())
+        if absolute is None:
+            continue
         path = urlsplit(absolute).path.lower()
         if not absolute.startswith(("http://", "https://")) or not path.endswith(_SITEMAP_SUFFIXES):
             continue

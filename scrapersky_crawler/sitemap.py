@@ -22,7 +22,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 from protego import Protego
@@ -90,6 +90,9 @@ _FAST_PROLOGUE = re.compile(
     rb"<urlset(?:[ \t\r\n]+[A-Za-z_][\w.:-]*+[ \t\r\n]*=[ \t\r\n]*(?:\"[^\"<&]*+\"|'[^'<&]*+'))*+[ \t\r\n]*>"
 )
 _FAST_END = re.compile(rb"[ \t\r\n]*</urlset[ \t\r\n]*>[ \t\r\n]*")
+# Characters XML forbids (C0 controls but tab, LF, CR; U+FFFE and U+FFFF in UTF-8): lxml refuses a
+# document whose prologue holds one (in a comment or a processing instruction), so that is lxml's call.
+_FAST_PROLOGUE_FORBIDDEN = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
 _FAST_MAX_PENDING = 64 * 1024  # an unfinished entry longer than this goes to lxml
 _FAST_HEAD_BYTES = 4096  # bytes read before looking for the prologue
 _FREQS = {name: name for name in CHANGEFREQS}
@@ -101,6 +104,17 @@ def _unescape(value: str) -> str:
     for entity, char in _XML_ENTITIES:  # &amp; last: "&amp;lt;" is "&lt;"
         value = value.replace(entity, char)
     return value
+
+
+def join_url(base: str, ref: str) -> str | None:
+    """`urljoin(base, ref)` that checks the result the way Scrapy's `Request` will: None for what
+    urllib cannot parse (`//[x`, `http://a:port/`), so one bad link costs that link, not its file."""
+    try:
+        joined = urljoin(base, ref)
+        urlsplit(joined).port
+    except ValueError:
+        return None
+    return joined
 
 
 def page_entry(url: str) -> dict[str, Any]:
@@ -348,7 +362,9 @@ class SitemapReader:
         if not raw or len(raw) > MAX_URL_LENGTH:
             return None
         if "://" not in raw[:12]:
-            raw = urljoin(self.url, raw)
+            raw = join_url(self.url, raw)
+            if raw is None:
+                return None
         if raw[:8].lower().startswith(("http://", "https://")) and " " not in raw:
             return raw
         return None
@@ -385,7 +401,7 @@ class SitemapReader:
                 break
             first += more
         head = _FAST_PROLOGUE.match(first) if self.fast else None
-        if head is None:
+        if head is None or _FAST_PROLOGUE_FORBIDDEN.search(first, 0, head.end()):
             yield from self._iter_lxml(first, chunks)
             return
         prologue, buf, pos = first[: head.end()], first, head.end()
@@ -739,6 +755,7 @@ def sitemap_urls_from_robots(body: bytes, base_url: str) -> list[str]:
     seen: dict[str, None] = {}
     for url in Protego.parse(text).sitemaps:
         url = url.strip()
+        url = join_url(base_url, url) if url else None
         if url:
-            seen.setdefault(urljoin(base_url, url), None)
+            seen.setdefault(url, None)
     return list(seen)

@@ -255,3 +255,14 @@ def test_sitemap_in_query_string_only_is_not_a_sitemap_file() -> None:
 def test_no_sitemap_links() -> None:
     body = b'<html><body><a href="/about">About</a><a href="https://example.com/blog/">Blog</a></body></html>'
     assert sitemap_links(body, HOME) == []
+
+
+def test_links_urllib_cannot_parse_cost_only_themselves() -> None:
+    page = (b'<html><head><title>T</title><link rel="sitemap" href="//[y/sitemap.xml"><link rel="icon" href="//[z">'
+            b'</head><body><a href="http://example.com:xx/sitemap.xml">Sitemap</a> <a href="https://[bad/">x</a>'
+            b'<a href="https://twitter.com/example">Twitter</a> <a href="/site-map.xml">Site map</a></body></html>')
+    assert sitemap_links(page, HOME) == ["https://example.com/site-map.xml"]
+    meta = read_home_page(page, HOME)
+    assert meta["title"] == "T"
+    assert meta["favicon"] == "https://example.com/favicon.ico"
+    assert meta["social_links"] == {"twitter": "https://twitter.com/example"}

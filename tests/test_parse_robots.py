@@ -151,3 +151,8 @@ def test_large_robots_txt() -> None:
     lines = [b"User-agent: bot%d\nDisallow: /p%d\n" % (i, i) for i in range(5000)]
     body = b"".join(lines) + b"Sitemap: https://example.com/last.xml\n"
     assert sitemaps(body) == ["https://example.com/last.xml"]
+
+
+def test_a_location_urllib_cannot_parse_is_skipped_and_the_rest_kept() -> None:
+    body = b"Sitemap: //[x/a.xml\nSitemap: https://example.com:port/b.xml\nSitemap: https://example.com/sitemap.xml\n"
+    assert sitemaps(body) == [S]

@@ -1227,3 +1227,22 @@ def test_fast_path_matches_lxml_on_seeded_random_documents() -> None:
         reference = outcome(body, fast=False)
         for chunk_size in (rng.randint(1, 64), CHUNK_SIZE):
             assert outcome(body, fast=True, chunk_size=chunk_size) == reference, (case, chunk_size, body)
+
+
+@pytest.mark.parametrize("prologue", ["<!--\x0c-->", "<!-- generated \x01 by Foo -->", "<?a \x01?>",
+                                      "<?xml-stylesheet href='a\x1f.xsl'?>", "<!-- \ufffe -->", "<?a \uffff?>"])
+def test_fast_path_leaves_a_prologue_with_a_character_xml_forbids_to_lxml(prologue: str) -> None:
+    # lxml refuses such a document; the fast path must not read it as a sitemap
+    body = (prologue + f'<urlset xmlns="{NS09}" xmlns:image="http://www.google.com/schemas/sitemap-image/1.1">'
+            + simple_entries(0, 3) + ODD_ENTRIES["image"] + "</urlset>").encode()
+    reader = assert_same_as_lxml(body)
+    assert reader.fast_url_count == 0
+
+
+def test_a_loc_urllib_cannot_parse_costs_that_entry_only() -> None:
+    body = (HEAD + simple_entries(0, 2) + "<url><loc>//[x</loc></url><url><loc>/a:b</loc></url>"
+            "<url><loc>//example.com:port/p</loc></url>" + simple_entries(2, 2) + "</urlset>").encode()
+    reader = assert_same_as_lxml(body)
+    urls = [entry["url"] for entry in SitemapReader(body, SM_URL)]
+    assert len(urls) == 5 and reader.error is None  # the four simple entries and the relative /a:b
+    assert not any("[" in url or ":port" in url for url in urls)

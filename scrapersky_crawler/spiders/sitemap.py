@@ -19,6 +19,7 @@ follow.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import heapq
@@ -342,7 +343,9 @@ class SitemapCrawlSpider(SitemapSpider):
     def _sitemap_request(
         self, scan: Scan, url: str, how: DiscoveredBy, parent: str | None, depth: int, probe: bool = False
     ) -> Iterator[Any]:
-        url = urldefrag(url.strip())[0]
+        url = url.strip()
+        with contextlib.suppress(ValueError):  # an unparseable URL is refused by Request below
+            url = urldefrag(url)[0]
         if url in scan.seen or scan.capped:
             return
         scan.seen.add(url)
@@ -353,16 +356,20 @@ class SitemapCrawlSpider(SitemapSpider):
         if len(scan.seen) > self.max_files:
             yield _failed(scan, record, f"not fetched: more than {self.max_files} sitemap files for this domain")
             return
-        scan.outstanding += 1
         priority = _priority(scan, 0 if probe else 10 + depth)  # listed sitemaps before guesses; deeper first
-        request = Request(
-            url,
-            callback=self._callbacks['_parse_sitemap_file'],
-            errback=self._callbacks['_sitemap_failed'],
-            meta={"scan": scan, "record": record, "sitemap_depth": depth, "probe": probe, "handle_httpstatus_list": ERROR_STATUSES},
-            dont_filter=True,
-            priority=priority,
-        )
+        try:
+            request = Request(
+                url,
+                callback=self._callbacks['_parse_sitemap_file'],
+                errback=self._callbacks['_sitemap_failed'],
+                meta={"scan": scan, "record": record, "sitemap_depth": depth, "probe": probe, "handle_httpstatus_list": ERROR_STATUSES},
+                dont_filter=True,
+                priority=priority,
+            )
+        except ValueError as exc:  # a location urllib cannot parse (`http://[x/`, a port that is not a number)
+            yield _failed(scan, record, f"not fetched: invalid URL ({exc})")
+            return
+        scan.outstanding += 1
         heapq.heappush(scan.waiting, (-priority, len(scan.seen), request))
         yield from self._release(scan)
 
