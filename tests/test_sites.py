@@ -159,7 +159,12 @@ def test_catalogue_expectations_match_the_site(case):
     assert all(urlsplit(u).hostname == case.host for u in case.expected_urls | case.optional_urls)
     assert not case.expected_urls & case.optional_urls
     for url, exp in case.sitemaps.items():
-        assert urlsplit(url).hostname == case.host
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:  # a location urllib cannot parse: expected only as a failed row, never fetched
+            assert exp.error, url
+            continue
+        assert host == case.host
         resp = fetch_local(case.site, url)
         if exp.error:
             continue
