@@ -143,8 +143,8 @@ class DatabasePipeline:
                 if group:
                     self._store(group)
                 self.write_seconds += time.perf_counter() - started - (self.outage_seconds_total - waited)
-                pages = sum(max(1, len(item.pages)) for _, item in group
-                            if _is_pages(item) and id(item) not in self._released)  # URLs, for the gate
+                pages = sum(_gate_urls(item) for _, item in group
+                            if _is_pages(item) and id(item) not in self._released)
                 if pages:
                     self._call_in_reactor(self.gate.release, pages)
                 if close is not None:
@@ -349,14 +349,17 @@ class DatabasePipeline:
         stored, so memory stays bounded by twice the queue)."""
         if id(item) not in self._released:
             self._released.add(id(item))
-            self._call_in_reactor(self.gate.release, max(1, len(item.pages)))  # the gate counts URLs
+            self._call_in_reactor(self.gate.release, _gate_urls(item))
+
+    def _outcome(self, item: Any) -> tuple[Outcome, str | None]:
+        """A finished job's outcome and error: the spider's, unless its results could not all be stored."""
+        if item.job_id in self.job_errors:
+            return Outcome.DATABASE, self.job_errors[item.job_id]
+        return lifecycle.outcome_of(item.status, item.outcome, item.error, item.stats), item.error
 
     def _job_finished(self, conn: Any, item: Any) -> None:
         domain_id = self.domain_ids.get(item.job_id)
-        error = item.error
-        outcome = lifecycle.outcome_of(item.status, item.outcome, error, item.stats)
-        if item.job_id in self.job_errors:
-            outcome, error = Outcome.DATABASE, self.job_errors[item.job_id]
+        outcome, error = self._outcome(item)
         store.finish_job(conn, uuid.UUID(item.job_id), domain_id, outcome, error, item.finished_at, item.stats,
                          item.origin, keep_scans=self.keep_scans)
         self.finished.add(item.job_id)
@@ -408,14 +411,8 @@ class DatabasePipeline:
     def _jobs_finished(self, conn: Any, items: list[Any]) -> None:
         if not items:
             return
-        rows = []
-        for item in items:
-            error = item.error
-            outcome = lifecycle.outcome_of(item.status, item.outcome, error, item.stats)
-            if item.job_id in self.job_errors:
-                outcome, error = Outcome.DATABASE, self.job_errors[item.job_id]
-            rows.append((uuid.UUID(item.job_id), self.domain_ids.get(item.job_id), outcome, error, item.finished_at,
-                         item.stats, item.origin))
+        rows = [(uuid.UUID(item.job_id), self.domain_ids.get(item.job_id), *self._outcome(item), item.finished_at,
+                 item.stats, item.origin) for item in items]
         store.finish_jobs(conn, rows, keep_scans=self.keep_scans)
         self.finished.update(item.job_id for item in items)
 
@@ -602,7 +599,7 @@ class DatabaseBackpressure:
         gate = self.gate
         async for item in result:
             if _is_pages(item):
-                waiting = gate.acquire(max(1, len(item.pages)))
+                waiting = gate.acquire(_gate_urls(item))
                 if waiting is not None:
                     started = time.perf_counter()
                     await maybe_deferred_to_future(waiting)
@@ -656,6 +653,11 @@ def _urls(entry: Any) -> int:
     """Page URLs in a writer queue entry ((handler, item), or _Close)."""
     item = entry[1] if isinstance(entry, tuple) else None
     return len(item.pages) if item is not None and _is_pages(item) else 0
+
+
+def _gate_urls(item: Any) -> int:
+    """What a page chunk counts for in the PageGate: its URLs (at least 1)."""
+    return max(1, len(item.pages))
 
 
 def _is_pages(item: Any) -> bool:

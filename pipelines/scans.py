@@ -12,8 +12,8 @@ sitemap list stay what the scan saw, whatever later scans find.
 
 the latest such P by `finished_at` (ties: the larger id). A scan still running when J began is
 therefore never J's previous scan, and the answer never changes once J has started: scans that
-finish later finish after J's start. `pipelines.store.finish_job` (the stored `new_urls` /
-`removed_urls`), the API's `?change=new|removed` and `GET /api/v1/domains/{d}/changes` all use it.
+finish later finish after J's start. `pipelines.store.finish_job` / `finish_jobs` (the stored
+`new_urls` / `removed_urls`), the API's `?change=new|removed` and `GET /api/v1/domains/{d}/changes` all use it.
 
 **New / removed** are set differences of URLs: new = in J and not in P, removed = in P and not in J
 (every URL of J is new when there is no P). `only_in(a, b)` is the one query behind all of them.
@@ -68,15 +68,29 @@ def previous_complete_scan(conn: Connection, job: Any) -> dict[str, Any] | None:
             return None
     if job["domain_id"] is None:
         return None
-    before = job["started_at"] or job["created_at"]
-    row = conn.execute(
-        select(_jobs)
-        .where(_jobs.c.domain_id == job["domain_id"], _jobs.c.status == JobStatus.COMPLETE, _jobs.c.id != job["id"],
-               _jobs.c.finished_at < before)
-        .order_by(_jobs.c.finished_at.desc(), _jobs.c.id.desc())
-        .limit(1)
-    ).mappings().first()
+    row = conn.execute(_previous(_jobs, job["domain_id"], job["id"], job["started_at"] or job["created_at"])
+                       ).mappings().first()
     return dict(row) if row else None
+
+
+def previous_complete_scans(conn: Connection, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """`previous_complete_scan` of many jobs in one query: job id -> its previous scan's id (jobs
+    without one are left out)."""
+    if not job_ids:
+        return {}
+    j = _jobs.alias("j")
+    prev = _previous(_jobs.alias("p"), j.c.domain_id, j.c.id, func.coalesce(j.c.started_at, j.c.created_at), "id")
+    rows = conn.execute(select(j.c.id, prev.scalar_subquery()).where(j.c.id.in_(job_ids)))
+    return {job_id: previous_id for job_id, previous_id in rows if previous_id is not None}
+
+
+def _previous(jobs: Any, domain_id: Any, job_id: Any, before: Any, *columns: str) -> Any:
+    """The query of the previous complete scan (the module docstring's definition) in table `jobs`
+    (or an alias of it): its row, or only `columns`."""
+    return (select(*(jobs.c[name] for name in columns)) if columns else select(jobs)).where(
+        jobs.c.domain_id == domain_id, jobs.c.status == JobStatus.COMPLETE, jobs.c.id != job_id,
+        jobs.c.finished_at < before,
+    ).order_by(jobs.c.finished_at.desc(), jobs.c.id.desc()).limit(1)
 
 
 def only_in(job_id: uuid.UUID, other_id: uuid.UUID | None) -> Any:

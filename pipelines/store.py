@@ -165,7 +165,7 @@ def _page_rows(entries: list[dict[str, Any]], job_id: uuid.UUID, domain_id: int,
             extras = "".join(("\t" + dumps(value).replace("\\", "\\\\")) if value is not None else "\t\\N"
                              for value in (alternates, images, news, videos)) + tail
         add(f"{url}\t{null if lastmod is None else lastmod.isoformat()}\t"
-            f"{null if changefreq is None else _FREQS.get(changefreq) or _copy_escape(changefreq)}\t"
+            f"{null if changefreq is None else _copy_word(changefreq)}\t"
             f"{null if priority is None else priority}"
             f"{extras}")
     return "".join(lines)
@@ -175,11 +175,24 @@ _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-_FREQS = {name: name for name in ("always", "hourly", "daily", "weekly", "monthly", "yearly", "never")}
+_WORDS: dict[str, str] = {}  # short values repeated on every row (changefreq) -> their COPY text
 
 
 def _copy_escape(value: str) -> str:
     return value.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(value) else value
+
+
+def _copy_word(value: str) -> str:
+    """`_copy_escape` of a value of a small vocabulary, worked out once per value."""
+    escaped = _WORDS.get(value)
+    if escaped is None:
+        escaped = _copy_escape(value)
+        if len(_WORDS) < 1000:
+            _WORDS[value] = escaped
+    return escaped
+
+
+_JOB_STATS = ("sitemaps_found", "sitemaps_failed", "bytes_downloaded", "duration_seconds")  # stored on the job
 
 
 def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, outcome: Outcome, error: str | None,
@@ -193,8 +206,7 @@ def finish_job(conn: Connection, job_id: uuid.UUID, domain_id: int | None, outco
     if domain_id is not None:
         previous = scans.previous_complete_scan(conn, job_id)
         counts = scans.counts(conn, job_id, previous["id"] if previous else None)
-    known = {k: v for k, v in stats.items() if k in ("sitemaps_found", "sitemaps_failed", "bytes_downloaded",
-                                                      "duration_seconds")}
+    known = {k: v for k, v in stats.items() if k in _JOB_STATS}
     if origin is not None:
         known["origin"] = origin
     changed = lifecycle.finish(conn, job_id, outcome, error, finished_at, **counts, **known)
@@ -265,10 +277,7 @@ def finish_jobs(conn: Connection, jobs: list[tuple[uuid.UUID, int | None, Outcom
         return set()
     # The previous complete scan of each job, then the URL counts (a plain count for first scans).
     known_domain = [j[0] for j in jobs if j[1] is not None]
-    previous: dict[uuid.UUID, uuid.UUID] = {}
-    if known_domain:
-        previous = {uuid.UUID(str(a)): uuid.UUID(str(b)) for a, b in conn.execute(_PREVIOUS_MANY, {
-            "ids": [str(i) for i in known_domain]})}
+    previous = scans.previous_complete_scans(conn, known_domain)
     firsts = [i for i in known_domain if i not in previous]
     found: dict[uuid.UUID, int] = {}
     if firsts:
@@ -282,8 +291,7 @@ def finish_jobs(conn: Connection, jobs: list[tuple[uuid.UUID, int | None, Outcom
         else:
             n = found.get(job_id, 0)
             counts = {"urls_found": n, "new_urls": n, "removed_urls": 0}
-        values = {**counts, **{k: v for k, v in stats.items() if k in ("sitemaps_found", "sitemaps_failed",
-                                                                          "bytes_downloaded", "duration_seconds")}}
+        values = {**counts, **{k: v for k, v in stats.items() if k in _JOB_STATS}}
         values["origin"] = origin
         rows.append((job_id, outcome, error, finished_at, values))
     changed = lifecycle.finish_many(conn, rows)
@@ -305,10 +313,6 @@ def finish_jobs(conn: Connection, jobs: list[tuple[uuid.UUID, int | None, Outcom
     return changed
 
 
-_PREVIOUS_MANY = text(
-    "SELECT j.id, p.id FROM jobs j CROSS JOIN LATERAL (SELECT p.id FROM jobs p WHERE p.domain_id = j.domain_id "
-    "AND p.status = 'complete' AND p.id <> j.id AND p.finished_at < COALESCE(j.started_at, j.created_at) "
-    "ORDER BY p.finished_at DESC, p.id DESC LIMIT 1) p WHERE j.id = ANY(CAST(:ids AS uuid[]))")
 _COUNT_MANY = text("SELECT job_id, count(*) FROM pages WHERE job_id = ANY(CAST(:ids AS uuid[])) GROUP BY job_id")
 _DOMAINS_SCANNED = text(
     "UPDATE domains SET last_job_id = v.job_id, last_scan_at = v.finished_at, url_count = v.urls, "
