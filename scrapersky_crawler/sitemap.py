@@ -92,7 +92,7 @@ _FAST_PROLOGUE = re.compile(
 _FAST_END = re.compile(rb"[ \t\r\n]*</urlset[ \t\r\n]*>[ \t\r\n]*")
 # Characters XML forbids (C0 controls but tab, LF, CR; U+FFFE and U+FFFF in UTF-8): lxml refuses a
 # document whose prologue holds one (in a comment or a processing instruction), so that is lxml's call.
-_FAST_PROLOGUE_FORBIDDEN = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
+_XML_FORBIDDEN = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
 _FAST_MAX_PENDING = 64 * 1024  # an unfinished entry longer than this goes to lxml
 _FAST_HEAD_BYTES = 4096  # bytes read before looking for the prologue
 _FREQS = {name: name for name in CHANGEFREQS}
@@ -251,6 +251,7 @@ class SitemapReader:
         self.priority_count = 0
         self.changefreq_count = 0
         self._tail = b""
+        self._head = b""  # the first _HEAD_BYTES of the decompressed document
 
     @property
     def is_index(self) -> bool:
@@ -310,7 +311,7 @@ class SitemapReader:
                         continue
                     started = True
                 if len(head) < _HEAD_BYTES:
-                    head += chunk[: _HEAD_BYTES - len(head)]
+                    head = self._head = head + chunk[: _HEAD_BYTES - len(head)]
                 room = self.max_bytes - self.size
                 if len(chunk) > room:
                     chunk = chunk[: max(room, 0)]
@@ -401,7 +402,7 @@ class SitemapReader:
                 break
             first += more
         head = _FAST_PROLOGUE.match(first) if self.fast else None
-        if head is None or _FAST_PROLOGUE_FORBIDDEN.search(first, 0, head.end()):
+        if head is None or _XML_FORBIDDEN.search(first, 0, head.end()):
             yield from self._iter_lxml(first, chunks)
             return
         prologue, buf, pos = first[: head.end()], first, head.end()
@@ -518,7 +519,7 @@ class SitemapReader:
             return
         if state.root is None:
             name = _local(root.tag) if root is not None else ""
-            self.error = self.error or (f"not a sitemap: root element <{name}>" if name else "not a sitemap: no XML element found")
+            self.error = self.error or (f"not a sitemap: root element <{name}>" if name else _no_element(self._head))
             return
         if not state.root_closed:
             self._fail("truncated: the document ends before its closing tag", truncated=True)
@@ -622,7 +623,10 @@ class SitemapReader:
         for child in elem:
             name = _local(child.tag)
             if name == "loc":
-                loc = self._loc(_text(child))
+                raw = _text(child)
+                # A child that is not an http(s) URL (file:, ftp:, one urllib cannot parse) is kept as
+                # written: the spider records it as refused or invalid, with the reason, and never fetches it.
+                loc = self._loc(raw) or (raw if len(raw) <= MAX_URL_LENGTH else None)
             elif name == "lastmod":
                 lastmod = parse_w3c_datetime(_text(child))
         if not loc:
@@ -678,6 +682,16 @@ class _XmlState:
         self.entry_tag = ""
         self.handler: Any = None
         self.stop = False
+
+
+def _no_element(head: bytes) -> str:
+    """The error of a file where libxml2 found no element: with the likely cause when its start holds a
+    character XML forbids (libxml2 then gives up on the whole document)."""
+    bad = _XML_FORBIDDEN.search(head)
+    if bad is None:
+        return "not a sitemap: no XML element found"
+    char = ord(bad.group().decode("utf-8"))
+    return f"not a sitemap: no XML element found (byte {bad.start()} is U+{char:04X}, a character XML forbids)"
 
 
 def _looks_like_html(first: bytes) -> bool:
@@ -755,7 +769,6 @@ def sitemap_urls_from_robots(body: bytes, base_url: str) -> list[str]:
     seen: dict[str, None] = {}
     for url in Protego.parse(text).sitemaps:
         url = url.strip()
-        url = join_url(base_url, url) if url else None
-        if url:
-            seen.setdefault(url, None)
+        if url:  # one urllib cannot parse is kept as written: the spider records it as invalid
+            seen.setdefault(join_url(base_url, url) or url, None)
     return list(seen)

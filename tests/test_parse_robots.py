@@ -153,6 +153,7 @@ def test_large_robots_txt() -> None:
     assert sitemaps(body) == ["https://example.com/last.xml"]
 
 
-def test_a_location_urllib_cannot_parse_is_skipped_and_the_rest_kept() -> None:
+def test_a_location_urllib_cannot_parse_is_kept_as_written_beside_the_rest() -> None:
+    # the spider records such a line as a sitemap "not fetched: invalid URL"; the others are unaffected
     body = b"Sitemap: //[x/a.xml\nSitemap: https://example.com:port/b.xml\nSitemap: https://example.com/sitemap.xml\n"
-    assert sitemaps(body) == [S]
+    assert sitemaps(body) == ["//[x/a.xml", "https://example.com:port/b.xml", S]

@@ -117,8 +117,10 @@ def test_sitemap_index(ns: str | None) -> None:
     assert entries == [
         {"url": "https://example.com/sitemap-posts.xml", "lastmod": dt.datetime(2024, 3, 4, 5, 6, 7, tzinfo=UTC)},
         {"url": "https://example.com/maps/sitemap-pages.xml.gz", "lastmod": None},
+        # not http(s): kept as written, so the crawl records it refused with the reason (never fetched)
+        {"url": "ftp://example.com/sitemap.xml", "lastmod": None},
     ]
-    assert reader.url_count == 2
+    assert reader.url_count == 3
     assert reader.lastmod_count == 1
 
 
@@ -1237,6 +1239,9 @@ def test_fast_path_leaves_a_prologue_with_a_character_xml_forbids_to_lxml(prolog
             + simple_entries(0, 3) + ODD_ENTRIES["image"] + "</urlset>").encode()
     reader = assert_same_as_lxml(body)
     assert reader.fast_url_count == 0
+    # libxml2 gives up on the whole file; the error says why rather than only "no XML element found"
+    assert reader.type is None and "a character XML forbids" in reader.error
+    assert f"U+{ord(next(c for c in prologue if ord(c) < 32 or ord(c) > 0xFFFD)):04X}" in reader.error
 
 
 def test_a_loc_urllib_cannot_parse_costs_that_entry_only() -> None:
