@@ -34,6 +34,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_keys(db_url: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m api keys ARGS` against `db_url`, as a user runs it."""
+    env = {**os.environ, "DATABASE_URL": db_url}
+    return subprocess.run([sys.executable, "-m", "api", "keys", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import subprocess
-import sys
 import uuid
 
 import pytest
@@ -16,7 +14,7 @@ from sqlalchemy import select, text, update
 from api.store import jobs
 from pipelines.models import utcnow
 from tests.api_fixtures import *  # noqa: F401,F403
-from tests.api_fixtures import REPO, free_port, key_client, make_config, new_key
+from tests.api_fixtures import free_port, key_client, make_config, new_key, run_keys
 
 API = "/api/v1"
 
@@ -273,12 +271,6 @@ def test_startup_log_tells_how_to_make_the_first_key(api_pg_url, caplog):
 
 
 # ----------------------------------------------------------------------------- keys CLI
-def run_keys(db_url: str, *args: str):
-    env = {**os.environ, "DATABASE_URL": db_url}
-    return subprocess.run([sys.executable, "-m", "api", "keys", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_keys_cli_create_list_revoke(tmp_path):
     db = f"sqlite:///{tmp_path / 'keys.db'}"
     made = run_keys(db, "create", "alice", "--admin")

@@ -11,10 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,7 +27,7 @@ from pipelines.models import utcnow
 from pipelines.netpolicy import Refused
 from pipelines.status import Outcome
 from tests.api_fixtures import *  # noqa: F401,F403
-from tests.api_fixtures import REPO, free_port, key_client, make_config, new_key, wait_until
+from tests.api_fixtures import free_port, key_client, make_config, new_key, run_keys, wait_until
 from tests.webhook_receiver import WebhookReceiver
 
 API = "/api/v1"
@@ -413,12 +410,6 @@ def test_a_delivery_is_signed_with_the_secret_of_the_key_that_asked_for_it(api_p
 
 
 # ----------------------------------------------------------------------------- keys CLI, migration
-def run_keys(db_url: str, *args: str):
-    env = {**os.environ, "DATABASE_URL": db_url}
-    return subprocess.run([sys.executable, "-m", "api", "keys", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_keys_cli_prints_and_rotates_the_webhook_secret(tmp_path):
     from pipelines.db import get_engine
 
